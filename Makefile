@@ -1,0 +1,78 @@
+# 科普日智能助手 -- the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+RASA := .venv/bin/rasa
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run install kb generate train shell serve stop test test-deps lint validate pytest \
+        test-stories eval crossval bench clean
+
+## run: install, build the knowledge base, train if needed, start everything (Ctrl-C stops)
+run: train
+	@scripts/run.sh
+
+install:
+	@scripts/install.sh
+
+## kb: validate knowledge/ and load it into the database
+kb: install
+	@$(PY) -m bot.knowledge.build
+
+## generate: derived NLU files (lookup tables, templated examples, jieba dictionary)
+generate: install
+	@$(PY) -m bot.generate
+
+## train: train a model only if config, domain or data changed
+train: kb generate
+	@scripts/train.sh
+
+## shell: chat in the terminal (starts the action server in the background)
+shell: train
+	@trap 'kill %1 2>/dev/null' EXIT; $(PY) -m rasa_sdk --actions actions --port 5055 >build/run-actions-shell.log 2>&1 & \
+	sleep 3; $(RASA) shell --model "$$(cat build/current_model)" --endpoints endpoints.yml
+
+serve: train
+	@scripts/serve.sh start
+
+stop:
+	@scripts/serve.sh stop
+
+test-deps: install
+	@scripts/install-test-deps.sh
+
+lint: install
+	@$(PY) -m ruff check bot actions tests scripts
+
+validate: train
+	@$(RASA) data validate --domain domain.yml --data data --config config.yml --fail-on-warnings 2>&1 | tail -5
+
+pytest: kb generate
+	@$(PY) -m pytest -q tests -m "not e2e"
+
+## test: everything, from a fresh clone (CI calls this)
+test: test-deps train
+	@$(PY) -m ruff check bot actions tests scripts
+	@$(RASA) data validate --domain domain.yml --data data --config config.yml 2>&1 | tail -3
+	@$(RASA) test core --model "$$(cat build/current_model)" --stories tests/test_stories.yml \
+	   --endpoints endpoints.yml --fail-on-prediction-errors --out results/core >/dev/null 2>results/core.log \
+	   || { tail -30 results/core.log; cat results/core/failed_test_stories.yml 2>/dev/null; exit 1; }
+	@echo "rasa test stories: passed"
+	@$(PY) -m pytest -q tests
+
+## eval: the held-out conversation suite against a running server (starts one if needed)
+eval: train
+	@$(PY) -m tests.e2e.eval --start
+
+## crossval: NLU cross-validation (report in results/crossval, not in git)
+crossval: kb generate
+	@$(RASA) test nlu --config config_nlu_testing.yml --nlu data --cross-validation --folds 3 --out results/crossval
+	@$(PY) -c "import json; r=json.load(open('results/crossval/intent_report.json')); print('intent weighted F1:', round(r['weighted avg']['f1-score'],4))"
+
+## bench: latency, memory, start-up and training time (a benchmark, not a test)
+bench: train
+	@$(PY) -m tests.bench.bench
+
+clean:
+	rm -rf build results models .rasa

@@ -1,0 +1,67 @@
+"""The one custom action: ask bot.dialogue for the reply and send it.
+
+All facts come from the knowledge database through bot.knowledge; nothing is
+phrased here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.dialogue import Turn, respond
+from bot.knowledge.store import shared_repository
+from bot.text import normalize
+
+
+def today() -> dt.date:
+    """Today's date; KEPU_TODAY=YYYY-MM-DD fixes it (tests, demos)."""
+    fixed = os.environ.get("KEPU_TODAY")
+    return dt.date.fromisoformat(fixed) if fixed else dt.date.today()
+
+
+def turn_from_tracker(tracker: Tracker) -> Turn:
+    """The understood user message and the remembered context."""
+    message: dict[str, Any] = tracker.latest_message or {}
+    intent = (message.get("intent") or {}).get("name") or ""
+    ranking = [
+        (str(r.get("name")), float(r.get("confidence") or 0.0))
+        for r in message.get("intent_ranking") or []
+        if r.get("name")
+    ]
+    entities = [
+        (str(e.get("entity")), str(e.get("value")))
+        for e in message.get("entities") or []
+        if e.get("entity") and isinstance(e.get("value"), (str, int))
+    ]
+    context = tracker.get_slot("context")
+    return Turn(
+        intent=intent,
+        text=normalize(message.get("text") or ""),
+        confidence=float((message.get("intent") or {}).get("confidence") or 0.0),
+        ranking=ranking,
+        entities=entities,
+        context=context if isinstance(context, dict) else {},
+    )
+
+
+class ActionAnswer(Action):
+    """Answers every question from the knowledge base."""
+
+    def name(self) -> str:
+        """The action name used in domain.yml and rules."""
+        return "action_answer"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        """Send the reply and remember the conversation's topic."""
+        reply = respond(shared_repository().get(), turn_from_tracker(tracker), today())
+        buttons = [{"title": title, "payload": payload} for title, payload in reply.buttons]
+        dispatcher.utter_message(text=reply.text, buttons=buttons or None)
+        return [SlotSet("context", reply.context), SlotSet("reply_kind", reply.kind)]

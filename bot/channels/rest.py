@@ -1,0 +1,98 @@
+"""The REST channel (/webhooks/rest/webhook) with input validation.
+
+Rasa's own RestInput answers 500 for a JSON array or a non-string message;
+this one answers 400 with a clear error for malformed requests, a polite
+prompt for an empty message, and never lets a bad request reach the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from asyncio import CancelledError
+from typing import Any, Awaitable, Callable
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.knowledge.store import consultation_phone
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+SENDER = re.compile(r"^[\w\-.:@]{1,128}$")
+EMPTY_REPLY = "您好像还没有输入内容。请直接输入您的问题，例如“截止日期是什么时候”。"
+
+
+def _error(status: int, message: str) -> HTTPResponse:
+    return response.json({"error": message}, status=status)
+
+
+def parse_request(body: bytes) -> tuple[dict[str, Any] | None, str]:
+    """Validate a webhook body; return (payload, '') or (None, error message)."""
+    if len(body) > MAX_BODY_BYTES:
+        return None, "请求体过大（最多 64 KB）"
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None, "请求体必须是 UTF-8 编码的 JSON"
+    if not isinstance(payload, dict):
+        return None, "请求体必须是 JSON 对象"
+    sender = payload.get("sender", "default")
+    if not isinstance(sender, str) or not SENDER.match(sender):
+        return None, "sender 必须是 1-128 位字母、数字或 -_.:@"
+    message = payload.get("message")
+    if not isinstance(message, str):
+        return None, "message 必须是字符串"
+    metadata = payload.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        return None, "metadata 必须是 JSON 对象"
+    return {"sender": sender, "message": message, "metadata": metadata}, ""
+
+
+class SafeRestInput(RestInput):
+    """REST channel named 'rest' that validates every request."""
+
+    @classmethod
+    def name(cls) -> str:
+        """Keeps the public URL /webhooks/rest/webhook."""
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """GET / for health, POST /webhook for messages."""
+        webhook = Blueprint("safe_rest_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            payload, error = parse_request(request.body or b"")
+            if payload is None:
+                return _error(413 if "过大" in error else 400, error)
+            text = payload["message"]
+            if not text.strip():
+                return response.json([{"recipient_id": payload["sender"], "text": EMPTY_REPLY}])
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(UserMessage(
+                    text, collector, payload["sender"],
+                    input_channel=self.name(), metadata=payload["metadata"],
+                ))
+            except CancelledError:
+                logger.error("rest: message processing timed out")
+            except Exception:  # the user still gets an answer, never a 500
+                logger.exception("rest: failed to process a message")
+            if not collector.messages:
+                collector.messages.append({
+                    "recipient_id": payload["sender"],
+                    "text": f"抱歉，系统暂时没能处理您的消息，请稍后再试，或拨打{consultation_phone()}咨询。",
+                })
+            return response.json(collector.messages)
+
+        return webhook

@@ -1,0 +1,422 @@
+"""What the assistant says: from (intent, entities, context) to a reply.
+
+Pure and Rasa-free so it can be tested with a fixed clock and reused by every
+channel. The Rasa action in actions/ is a thin wrapper around `respond`.
+
+Context (kept in the `context` slot between turns) remembers the last question
+type and the things it was about, so elliptical follow-ups work:
+"主场活动什么时候" -> "在哪里？", "教育局牵头哪个行动" -> "卫健呢？".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from bot.knowledge.answers import citation, fmt_date, joint_action_facts, lead_name, render, short
+from bot.knowledge.model import Fact, KnowledgeSet
+from bot.text import is_meaningful
+
+PHONE_FACT = "contact.phone"
+SMALLTALK = {"greet", "goodbye", "thank", "bot_identity", "bot_capabilities", "request_human"}
+# Below this, the best guess is not worth offering as "您是想问……吗？".
+CLARIFY_MIN_CONFIDENCE = 0.12
+OTHER_YEAR = re.compile(r"(?<!\d)(20[0-9]{2})(?!\d)")
+
+Entities = dict[str, list[str]]
+
+
+@dataclass
+class Turn:
+    """One understood user message."""
+
+    intent: str
+    text: str = ""
+    confidence: float = 1.0
+    ranking: list[tuple[str, float]] = field(default_factory=list)
+    entities: list[tuple[str, str]] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    """What to send back, and the context to remember."""
+
+    text: str
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    kind: str = "answer"  # answer | refusal | clarify | smalltalk | empty
+    facts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Found:
+    """Facts chosen for a question, plus what the question was about."""
+
+    facts: list[str]
+    about: Entities = field(default_factory=dict)
+    hint: str = ""
+    lead_in: str = ""
+    cite_only: bool = False  # the lead-in already says it all; facts are only cited
+
+
+# -- helpers -----------------------------------------------------------------
+
+def _phone(kb: KnowledgeSet) -> str:
+    return short(kb.facts[PHONE_FACT], kb)
+
+
+def _first(ents: Entities, type_: str) -> str | None:
+    values = ents.get(type_)
+    return values[0] if values else None
+
+
+def _ids(prefix: str, values: list[str]) -> list[str]:
+    return [f"{prefix}.{v}" for v in values]
+
+
+def _others_hint(kb: KnowledgeSet, ids: list[str], label: str) -> str:
+    parts = [short(kb.facts[i], kb) for i in ids if i in kb.facts]
+    return f"{label}{'；'.join(parts)}。" if parts else ""
+
+
+# -- one function per question type ------------------------------------------
+
+def _time(kb: KnowledgeSet, ents: Entities) -> Found:
+    if "deadline" in ents:
+        return Found(_ids("deadline", ents["deadline"]), {"deadline": ents["deadline"]})
+    event = _first(ents, "event")
+    if event in ("main_event", "congress"):
+        return Found([f"event.{event}.time"], {"event": [event]})
+    if event == "cloud":
+        return Found(["event.kepu_day.time", "event.cloud.content"], {"event": [event]})
+    return Found(
+        ["event.kepu_day.time"], {"event": ["kepu_day"]},
+        hint=f"其中主场活动在{short(kb.facts['event.main_event.time'], kb)}，"
+        f"中卫市科协第一次代表大会在{short(kb.facts['event.congress.time'], kb)}。",
+    )
+
+
+def _venue(kb: KnowledgeSet, ents: Entities) -> Found:
+    if "deadline" in ents:
+        return Found(_ids("deadline", ents["deadline"]), {"deadline": ents["deadline"]})
+    event = _first(ents, "event")
+    if event in ("main_event", "congress"):
+        return Found([f"event.{event}.venue"], {"event": [event]})
+    if event == "cloud":
+        return Found(["event.cloud.content"], {"event": [event]})
+    return Found(["event.kepu_day.venue"], {"event": ["kepu_day"]})
+
+
+def _event_content(kb: KnowledgeSet, ents: Entities) -> Found:
+    event = _first(ents, "event")
+    if event == "main_event":
+        return Found(["event.main_event.content"], {"event": [event]})
+    if event == "congress":
+        return Found(["event.congress.agenda"], {"event": [event]})
+    if event == "cloud":
+        return Found(["event.cloud.content"], {"event": [event]})
+    if "joint_action" in ents:
+        return _joint_actions(kb, ents)
+    if "content_item" in ents:
+        return _main_content(kb, ents)
+    return Found(["main_activities"], {"event": ["kepu_day"]})
+
+
+def _organizer(kb: KnowledgeSet, ents: Entities) -> Found:
+    if "joint_action" in ents:
+        facts = [kb.facts[i] for i in _ids("joint_action", ents["joint_action"])]
+        lines = [f"{f.data['name']}由{lead_name(kb, f)}牵头。" for f in facts]
+        return Found([f.id for f in facts], {"joint_action": ents["joint_action"]}, lead_in="".join(lines))
+    if "unit" in ents:
+        lines, ids = [], []
+        for unit in ents["unit"]:
+            led = [f for f in joint_action_facts(kb) if f.data.get("lead") == unit]
+            name = kb.entity_name("unit", unit)
+            if led:
+                names = "、".join(f.data["name"] for f in led)
+                count = f"{len(led)}项" if len(led) > 1 else ""
+                lines.append(f"{name}牵头{count}联合行动：{names}。")
+                ids += [f.id for f in led]
+            if unit in ("kexie", "city_kexie"):
+                lines.append(f"主场活动的责任单位是{short(kb.facts['event.main_event.organizer'], kb)}。")
+                ids.append("event.main_event.organizer")
+            if not led and unit not in ("kexie", "city_kexie"):
+                lines.append(f"通知里没有安排{name}牵头的活动。")
+        return Found(ids, {"unit": ents["unit"]}, lead_in="".join(lines), cite_only=True)
+    event = _first(ents, "event")
+    if event == "main_event":
+        return Found(["event.main_event.organizer"], {"event": [event]})
+    return Found(["event.kepu_day.organizer"], {"event": ["kepu_day"]})
+
+
+def _participants(kb: KnowledgeSet, ents: Entities) -> Found:
+    if _first(ents, "event") == "congress":
+        return Found(["event.congress.participants"], {"event": ["congress"]})
+    if "joint_action" in ents:
+        return Found(["joint.overview"], {})
+    return Found(["notice.audience"], {})
+
+
+def _main_content(kb: KnowledgeSet, ents: Entities) -> Found:
+    if "content_item" in ents:
+        return Found(_ids("content", ents["content_item"]), {"content_item": ents["content_item"]})
+    return Found(["content.overview"], {})
+
+
+def _joint_actions(kb: KnowledgeSet, ents: Entities) -> Found:
+    if "joint_action" in ents:
+        facts = [kb.facts[i] for i in _ids("joint_action", ents["joint_action"])]
+        lines = [f"{f.data['name']}（{lead_name(kb, f)}牵头）：" for f in facts]
+        if len(facts) == 1:
+            return Found([facts[0].id], {"joint_action": ents["joint_action"]}, lead_in=lines[0])
+        return Found([f.id for f in facts], {"joint_action": ents["joint_action"]})
+    if "unit" in ents:
+        return _organizer(kb, ents)
+    return Found(["joint.overview"], {})
+
+
+def _requirements(kb: KnowledgeSet, ents: Entities) -> Found:
+    if "requirement" in ents:
+        return Found(_ids("requirement", ents["requirement"]), {"requirement": ents["requirement"]})
+    return Found(["requirement.overview"], {})
+
+
+def _registration(kb: KnowledgeSet, ents: Entities) -> Found:
+    other = [d for d in ents.get("deadline", []) if d != "register"]
+    if other:
+        return Found(_ids("deadline", other), {"deadline": other})
+    return Found(["registration.how"], {"deadline": ["register"]})
+
+
+def _deadline(kb: KnowledgeSet, ents: Entities) -> Found:
+    if "deadline" in ents:
+        return Found(_ids("deadline", ents["deadline"]), {"deadline": ents["deadline"]})
+    return Found(
+        ["deadline.register"], {"deadline": ["register"]},
+        hint=_others_hint(kb, ["deadline.summary", "deadline.complete_info"], "另外还有两个期限（均已过）："),
+    )
+
+
+def _contact(kb: KnowledgeSet, ents: Entities) -> Found:
+    kinds = ents.get("contact")
+    if not kinds:
+        return Found(["contact.all"], {})
+    hint = ""
+    if kinds == ["phone"]:
+        hint = _others_hint(kb, ["contact.mobile"], "另有手机：")
+    return Found(_ids("contact", kinds), {"contact": kinds}, hint=hint)
+
+
+def _fixed(fact_id: str) -> Callable[[KnowledgeSet, Entities], Found]:
+    return lambda kb, ents: Found([fact_id], {})
+
+
+HANDLERS: dict[str, Callable[[KnowledgeSet, Entities], Found]] = {
+    "ask_notice_overview": _fixed("notice.title"),
+    "ask_doc_number": _fixed("notice.doc_number"),
+    "ask_issuer": _fixed("notice.issuer"),
+    "ask_issue_date": _fixed("notice.date"),
+    "ask_basis": _fixed("notice.basis"),
+    "ask_audience": _fixed("notice.audience"),
+    "ask_attachment": _fixed("notice.attachment"),
+    "ask_theme": _fixed("theme"),
+    "ask_time": _time,
+    "ask_venue": _venue,
+    "ask_event_content": _event_content,
+    "ask_organizer": _organizer,
+    "ask_participants": _participants,
+    "ask_agenda": _fixed("event.congress.agenda"),
+    "ask_main_content": _main_content,
+    "ask_main_activities": _fixed("main_activities"),
+    "ask_joint_actions": _joint_actions,
+    "ask_requirements": _requirements,
+    "ask_registration": _registration,
+    "ask_app_download": _fixed("registration.app"),
+    "ask_deadline": _deadline,
+    "ask_commendation": _fixed("commendation"),
+    "ask_contact": _contact,
+}
+
+# Entity types a question type is about: missing ones are taken from context.
+RELEVANT: dict[str, tuple[str, ...]] = {
+    "ask_time": ("event", "deadline"),
+    "ask_venue": ("event", "deadline"),
+    "ask_event_content": ("event", "joint_action", "content_item"),
+    "ask_organizer": ("joint_action", "unit", "event"),
+    "ask_participants": ("event",),
+    "ask_main_content": ("content_item",),
+    "ask_joint_actions": ("joint_action",),
+    "ask_requirements": ("requirement",),
+    "ask_deadline": ("deadline",),
+    "ask_contact": (),
+}
+
+# For a bare follow-up ("卫健呢？"), the question type an entity type implies
+# when the previous question type does not fit it.
+FOLLOW_UP_DEFAULT = {
+    "deadline": "ask_deadline",
+    "contact": "ask_contact",
+    "unit": "ask_organizer",
+    "joint_action": "ask_joint_actions",
+    "event": "ask_event_content",
+    "requirement": "ask_requirements",
+    "content_item": "ask_main_content",
+}
+
+
+# -- the fixed replies -------------------------------------------------------
+
+def refusal(kb: KnowledgeSet, reason: str = "") -> Reply:
+    """Polite refusal: what the assistant can answer and the phone number."""
+    lead = reason or "这个问题不在这份通知的范围内，通知里也没有相关说明，我无法回答。"
+    return Reply(
+        f"抱歉，{lead}我可以解答2021年沙坡头区全国科普日的时间地点、登记填报、截止日期、"
+        f"联合行动、工作要求和联系人等问题；其他事项请拨打咨询电话{_phone(kb)}。",
+        buttons=hot_buttons(kb, 3), kind="refusal",
+    )
+
+
+def hot_buttons(kb: KnowledgeSet, limit: int = 6) -> list[tuple[str, str]]:
+    """The hot questions as (label, payload) buttons, most asked first."""
+    hot = sorted((q for q in kb.questions if q.hot), key=lambda q: q.hot)
+    return [(q.label, q.payload()) for q in hot[:limit]]
+
+
+def _smalltalk(kb: KnowledgeSet, intent: str) -> Reply:
+    phone = _phone(kb)
+    texts = {
+        "greet": "您好！我是沙坡头区全国科普日智能助手，可以解答《关于举办2021年中卫沙坡头区全国科普日活动的通知》"
+        "里的问题，比如活动时间地点、怎么登记填报、截止日期和联系人。请问您想了解什么？",
+        "thank": "不客气！还有关于科普日通知的问题，随时问我。",
+        "goodbye": f"再见！如需进一步咨询，可拨打{phone}。",
+        "bot_identity": "我是沙坡头区全国科普日智能助手，是自动回答的程序，不是真人。我的回答都来自区里发布的科普日通知，"
+        f"需要人工帮助请拨打{phone}。",
+        "bot_capabilities": "我能回答2021年沙坡头区全国科普日通知里的问题：活动主题和时间、主场活动和代表大会的时间地点、"
+        "十项联合行动及牵头单位、登记填报方法、截止日期、工作要求、表扬办法、联系人和电话等。",
+        "request_human": "我是智能助手，暂时不能直接转接人工。您可以联系"
+        f"{short(kb.facts['contact.unit'], kb)}的{short(kb.facts['contact.person'], kb)}，"
+        f"电话{phone}，手机{short(kb.facts['contact.mobile'], kb)}。",
+    }
+    buttons = hot_buttons(kb) if intent in ("greet", "bot_capabilities") else []
+    return Reply(texts[intent], buttons=buttons, kind="smalltalk")
+
+
+def _clarify(kb: KnowledgeSet, turn: Turn, ents: Entities) -> Reply:
+    labels = {q.intent: q for q in kb.questions}
+    options = [
+        (name, conf) for name, conf in turn.ranking
+        if name in HANDLERS and name in labels and conf >= CLARIFY_MIN_CONFIDENCE
+    ][:3]
+    top = next((name for name, _ in turn.ranking if name != "nlu_fallback"), None)
+    if not options or top == "out_of_scope":
+        return refusal(kb)
+    buttons = []
+    for name, _ in options:
+        q = labels[name]
+        chosen = {t: v[0] for t, v in ents.items() if t in RELEVANT.get(name, ())}
+        payload_q = q if not chosen else type(q)(q.intent, q.label, q.hot, chosen)
+        buttons.append((q.label, payload_q.payload()))
+    text = "抱歉，我不太确定您的意思。您是想问下面哪个问题吗？如果都不是，可以换个说法，或拨打" + _phone(kb) + "咨询。"
+    offered = [{"intent": name, "entities": {t: v for t, v in ents.items() if t in RELEVANT.get(name, ())}}
+               for name, _ in options]
+    return Reply(text, buttons=buttons, kind="clarify", context={"offered": offered})
+
+
+def _registration_status(kb: KnowledgeSet, today: dt.date) -> Reply:
+    fact = kb.facts["deadline.register"]
+    end = fact.date
+    assert end is not None
+    if today > end:
+        text = (f"2021年科普日活动的登记填报已于{fmt_date(end)}截止（已截止），现在不能再按这份通知登记了。"
+                f"如有疑问请拨打{_phone(kb)}。")
+    elif fact.start_date and today < fact.start_date:
+        text = f"登记填报还没开始：{fmt_date(fact.start_date)}起至{fmt_date(end)}开放。"
+    else:
+        text = f"登记填报正在进行，截止到{fmt_date(end)}（还有{(end - today).days}天），可在 www.kepuri.cn 或科普中国客户端填报。"
+    return Reply(text + citation(kb, [fact]), kind="answer", facts=[fact.id],
+                 context={"intent": "ask_deadline", "entities": {"deadline": ["register"]}})
+
+
+# -- entry point ---------------------------------------------------------------
+
+def _group(entities: list[tuple[str, str]]) -> Entities:
+    grouped: Entities = {}
+    for type_, value in entities:
+        values = grouped.setdefault(type_, [])
+        if value not in values:
+            values.append(value)
+    return grouped
+
+
+def _resolve_follow_up(ents: Entities, ctx: dict[str, Any]) -> str | None:
+    last = ctx.get("intent")
+    if not ents:
+        return last
+    if last in RELEVANT and any(t in RELEVANT[last] or (last == "ask_contact" and t == "contact") for t in ents):
+        return last
+    for type_ in ents:
+        if type_ in FOLLOW_UP_DEFAULT:
+            return FOLLOW_UP_DEFAULT[type_]
+    return last
+
+
+def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
+    """The reply to one user turn (never raises for any intent or entity)."""
+    ctx = dict(turn.context or {})
+    ents = {t: v for t, v in _group(turn.entities).items() if all(x in kb.entities.get(t, {}) for x in v)}
+    intent = turn.intent
+
+    if not turn.text.strip() and not intent:
+        return Reply("您好像还没有输入内容。请直接输入您的问题，例如“截止日期是什么时候”。", kind="empty", context=ctx)
+    if turn.text and not turn.text.startswith("/") and not is_meaningful(turn.text):
+        return _keep(refusal(kb, "我没能看懂您发的内容。"), ctx)
+    years = {int(y) for y in OTHER_YEAR.findall(turn.text or "")}
+    if years and 2021 not in years and intent not in SMALLTALK and any(2000 <= y <= 2099 for y in years):
+        return _keep(refusal(kb, f"我只掌握2021年沙坡头区全国科普日的通知，没有{min(years)}年的相关信息。"), ctx)
+
+    if intent == "nlu_fallback":
+        return _clarify(kb, turn, ents)
+    if intent in ("affirm", "deny"):
+        offered = ctx.get("offered") or []
+        if intent == "affirm" and offered:
+            chosen = offered[0]
+            intent, ents = chosen["intent"], dict(chosen.get("entities") or {})
+        elif intent == "deny" and offered:
+            return Reply(f"好的。请换个说法再问一次，或拨打{_phone(kb)}咨询。", kind="smalltalk")
+        else:
+            return Reply("好的。还有什么关于科普日通知的问题吗？", kind="smalltalk", context=ctx)
+    if intent == "follow_up":
+        resolved = _resolve_follow_up(ents, ctx)
+        if not resolved:
+            return refusal(kb, "我没弄清您接着想问哪方面。")
+        intent = resolved
+    if intent in SMALLTALK:
+        return _keep(_smalltalk(kb, intent), ctx)
+    if intent == "ask_registration_status":
+        return _registration_status(kb, today)
+    if intent not in HANDLERS:
+        return refusal(kb)
+
+    relevant = RELEVANT.get(intent, ())
+    remembered: Entities = ctx.get("entities") or {}
+    if relevant and not any(t in ents for t in relevant):
+        for type_ in relevant:
+            if type_ in remembered:
+                ents[type_] = list(remembered[type_])
+                break
+
+    found = HANDLERS[intent](kb, ents)
+    facts = [kb.facts[i] for i in found.facts if i in kb.facts]
+    body = "" if found.cite_only else "".join(render(f, kb, today) for f in facts)
+    text = f"{found.lead_in}{body}{found.hint}{citation(kb, facts)}"
+    return Reply(text, kind="answer", facts=[f.id for f in facts],
+                 context={"intent": intent, "entities": found.about})
+
+
+def _keep(reply: Reply, ctx: dict[str, Any]) -> Reply:
+    """Small talk and refusals leave the conversation's topic as it was."""
+    reply.context = {k: v for k, v in ctx.items() if k != "offered"}
+    return reply

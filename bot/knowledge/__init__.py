@@ -1,0 +1,1 @@
+"""The knowledge layer: facts of the notice as data. Imports nothing from Rasa."""

@@ -1,0 +1,31 @@
+"""`python -m bot.knowledge.build`: validate knowledge/ and load it into the database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bot.knowledge.loader import KnowledgeError, load_knowledge
+from bot.knowledge.store import ROOT, build_database, database_url
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the knowledge database; exit 1 with a clear message on bad data."""
+    parser = argparse.ArgumentParser(description="构建知识库 / build the knowledge database")
+    parser.add_argument("--knowledge", default=str(ROOT / "knowledge"), help="knowledge folder")
+    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: KEPU_DB_URL or build/knowledge.db)")
+    args = parser.parse_args(argv)
+    try:
+        kb = load_knowledge(Path(args.knowledge))
+    except KnowledgeError as exc:
+        print(f"知识库校验失败，数据库保持不变：{exc}", file=sys.stderr)
+        return 1
+    digest = build_database(kb, args.db)
+    print(f"知识库已构建：{len(kb.facts)} 条事实，{sum(len(v) for v in kb.entities.values())} 个实体取值，"
+          f"{len(kb.faqs)} 条常见问题 -> {args.db or database_url()} ({digest[:12]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Custom Rasa NLU components for Chinese questions about the notice.
+
+- TextNormalizer: first in the pipeline; traditional -> simplified, full-width
+  -> half-width, spaces, markup, repeated punctuation, length cap.
+- CleanJiebaTokenizer: Rasa's JiebaTokenizer without whitespace tokens.
+- KnowledgeEntityExtractor: finds the notice's named things with the alias
+  tables generated from knowledge/entities.yml (lookup tables named
+  "kb:<type>:<value>"), returning canonical values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
+from rasa.nlu.tokenizers.tokenizer import Token
+from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.knowledge.gazetteer import Gazetteer
+from bot.text import normalize
+
+logger = logging.getLogger(__name__)
+
+LOOKUP_PREFIX = "kb:"
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
+class TextNormalizer(GraphComponent):
+    """Rewrites the message text into its canonical form before tokenizing."""
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> TextNormalizer:
+        """Create the (stateless) component."""
+        return cls()
+
+    @staticmethod
+    def _normalize(message: Message) -> None:
+        text = message.get(TEXT)
+        # Messages with annotated entities keep their text: offsets must stay valid.
+        if isinstance(text, str) and not message.get(ENTITIES):
+            message.set(TEXT, normalize(text) or text)
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Normalise the training examples the same way as live messages."""
+        for message in training_data.training_examples:
+            self._normalize(message)
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Normalise incoming messages."""
+        for message in messages:
+            self._normalize(message)
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=True)
+class CleanJiebaTokenizer(JiebaTokenizer):
+    """JiebaTokenizer that drops the whitespace tokens jieba keeps."""
+
+    def tokenize(self, message: Message, attribute: str) -> list[Token]:
+        """Tokens of the attribute, without pure-whitespace ones."""
+        import jieba
+
+        text = message.get(attribute)
+        tokens = [Token(word, start) for (word, start, _end) in jieba.tokenize(text) if word.strip()]
+        return self._apply_token_pattern(tokens)
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=True)
+class KnowledgeEntityExtractor(GraphComponent, EntityExtractorMixin):
+    """Gazetteer over the knowledge base's aliases (longest match, canonical values)."""
+
+    FILE = "gazetteer.json"
+
+    def __init__(self, model_storage: ModelStorage, resource: Resource, gazetteer: Gazetteer | None) -> None:
+        self._model_storage = model_storage
+        self._resource = resource
+        self._gazetteer = gazetteer
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> KnowledgeEntityExtractor:
+        """Create an untrained extractor."""
+        return cls(model_storage, resource, None)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Collect the alias tables from the generated lookup tables and persist them."""
+        table: dict[str, list[tuple[str, str]]] = {}
+        for lookup in training_data.lookup_tables:
+            name = str(lookup.get("name", ""))
+            if not name.startswith(LOOKUP_PREFIX):
+                continue
+            type_, _, value = name[len(LOOKUP_PREFIX):].partition(":")
+            for alias in lookup.get("elements", []):
+                targets = table.setdefault(str(alias), [])
+                if (type_, value) not in targets:
+                    targets.append((type_, value))
+        if not table:
+            logger.warning("KnowledgeEntityExtractor: no 'kb:' lookup tables found; run 'make generate'.")
+        self._gazetteer = Gazetteer(table)
+        with self._model_storage.write_to(self._resource) as directory:
+            (directory / self.FILE).write_text(
+                json.dumps(self._gazetteer.to_dict(), ensure_ascii=False), encoding="utf-8"
+            )
+        return self._resource
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> KnowledgeEntityExtractor:
+        """Load the persisted alias table."""
+        try:
+            with model_storage.read_from(resource) as directory:
+                data = json.loads((directory / cls.FILE).read_text(encoding="utf-8"))
+            return cls(model_storage, resource, Gazetteer.from_dict(data))
+        except (ValueError, FileNotFoundError):
+            logger.warning("KnowledgeEntityExtractor: no stored alias table; extracting nothing.")
+            return cls(model_storage, resource, None)
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Add the entities found in each message's text."""
+        if self._gazetteer is None:
+            return messages
+        for message in messages:
+            text = message.get(TEXT) or ""
+            found = [
+                {
+                    "entity": m.type, "value": m.value, "start": m.start, "end": m.end,
+                    "confidence_entity": 1.0, "extractor": self.__class__.__name__,
+                    "text": m.text,
+                }
+                for m in self._gazetteer.find(text)
+            ]
+            message.set(ENTITIES, message.get(ENTITIES, []) + found, add_to_output=True)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Nothing to add to training data."""
+        return training_data

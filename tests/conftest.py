@@ -1,0 +1,79 @@
+"""Shared fixtures: the knowledge set, a fixed clock, trackers built the way
+RasaHQ/rasa-demo's tests/conftest.py builds them (Tracker.from_dict on a saved
+state), a CollectingDispatcher and the project's Domain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from bot.knowledge.loader import load_knowledge
+from bot.knowledge.model import KnowledgeSet
+
+ROOT = Path(__file__).resolve().parents[1]
+KNOWLEDGE = ROOT / "knowledge"
+AFTER_EVERYTHING = dt.date(2026, 11, 29)
+
+
+@pytest.fixture(scope="session")
+def kb() -> KnowledgeSet:
+    return load_knowledge(KNOWLEDGE)
+
+
+@pytest.fixture()
+def knowledge_copy(tmp_path: Path) -> Path:
+    """A writable copy of knowledge/ for tests that break files."""
+    target = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, target)
+    return target
+
+
+@pytest.fixture()
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'kb.db'}"
+
+
+@pytest.fixture(scope="session")
+def tracker_state() -> dict[str, Any]:
+    return json.loads((ROOT / "tests" / "data" / "tracker_state.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture()
+def make_tracker(tracker_state: dict[str, Any]) -> Callable[..., Any]:
+    """Tracker.from_dict of the saved state with the latest message replaced."""
+    from rasa_sdk import Tracker
+
+    def build(text: str, intent: str, entities: list[tuple[str, str]] | None = None,
+              context: dict[str, Any] | None = None, ranking: list[tuple[str, float]] | None = None,
+              confidence: float = 0.95) -> Tracker:
+        state = json.loads(json.dumps(tracker_state))
+        state["latest_message"] = {
+            "text": text,
+            "intent": {"name": intent, "confidence": confidence},
+            "intent_ranking": [{"name": n, "confidence": c} for n, c in (ranking or [(intent, confidence)])],
+            "entities": [{"entity": t, "value": v, "extractor": "KnowledgeEntityExtractor"}
+                         for t, v in (entities or [])],
+        }
+        state["slots"]["context"] = context
+        return Tracker.from_dict(state)
+
+    return build
+
+
+@pytest.fixture()
+def dispatcher():
+    from rasa_sdk.executor import CollectingDispatcher
+
+    return CollectingDispatcher()
+
+
+@pytest.fixture(scope="session")
+def domain() -> dict[str, Any]:
+    from rasa.shared.core.domain import Domain
+
+    return Domain.load(str(ROOT / "domain.yml")).as_dict()
