@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from bot.knowledge.answers import citation, fmt_date, joint_action_facts, lead_name, render, short
+from bot.knowledge.answers import citation, fill, fmt_date, joint_action_facts, lead_name, render, short
 from bot.knowledge.model import Fact, KnowledgeSet
 from bot.text import is_meaningful
 
@@ -92,6 +93,10 @@ def _time(kb: KnowledgeSet, ents: Entities) -> Found:
         return Found([f"event.{event}.time"], {"event": [event]})
     if event == "cloud":
         return Found(["event.kepu_day.time", "event.cloud.content"], {"event": [event]})
+    if "joint_action" in ents:
+        names = "、".join(kb.facts[f"joint_action.{v}"].data["name"] for v in ents["joint_action"])
+        return Found(["event.kepu_day.time"], {"joint_action": ents["joint_action"]},
+                     lead_in=f"{names}在科普日期间开展，通知没有给出单项行动的具体日期。")
     return Found(
         ["event.kepu_day.time"], {"event": ["kepu_day"]},
         hint=f"其中主场活动在{short(kb.facts['event.main_event.time'], kb)}，"
@@ -107,6 +112,8 @@ def _venue(kb: KnowledgeSet, ents: Entities) -> Found:
         return Found([f"event.{event}.venue"], {"event": [event]})
     if event == "cloud":
         return Found(["event.cloud.content"], {"event": [event]})
+    if "joint_action" in ents:
+        return Found(["joint.overview"], {"joint_action": ents["joint_action"]})
     return Found(["event.kepu_day.venue"], {"event": ["kepu_day"]})
 
 
@@ -188,6 +195,8 @@ def _registration(kb: KnowledgeSet, ents: Entities) -> Found:
     other = [d for d in ents.get("deadline", []) if d != "register"]
     if other:
         return Found(_ids("deadline", other), {"deadline": other})
+    if ents.get("platform") == ["app"]:
+        return Found(["registration.app"], {"platform": ["app"]})
     return Found(["registration.how"], {"deadline": ["register"]})
 
 
@@ -214,9 +223,22 @@ def _fixed(fact_id: str) -> Callable[[KnowledgeSet, Entities], Found]:
     return lambda kb, ents: Found([fact_id], {})
 
 
+def _about_notice(fact_id: str) -> Callable[[KnowledgeSet, Entities], Found]:
+    """This notice's fact, or the higher-level notice's when that one is named."""
+    def handler(kb: KnowledgeSet, ents: Entities) -> Found:
+        if "document" in ents:
+            return Found(["notice.basis"], {"document": ents["document"]})
+        return Found([fact_id], {})
+    return handler
+
+
+def _app(kb: KnowledgeSet, ents: Entities) -> Found:
+    return Found(["registration.app"], {"platform": ["app"]})
+
+
 HANDLERS: dict[str, Callable[[KnowledgeSet, Entities], Found]] = {
-    "ask_notice_overview": _fixed("notice.title"),
-    "ask_doc_number": _fixed("notice.doc_number"),
+    "ask_notice_overview": _about_notice("notice.title"),
+    "ask_doc_number": _about_notice("notice.doc_number"),
     "ask_issuer": _fixed("notice.issuer"),
     "ask_issue_date": _fixed("notice.date"),
     "ask_basis": _fixed("notice.basis"),
@@ -234,7 +256,7 @@ HANDLERS: dict[str, Callable[[KnowledgeSet, Entities], Found]] = {
     "ask_joint_actions": _joint_actions,
     "ask_requirements": _requirements,
     "ask_registration": _registration,
-    "ask_app_download": _fixed("registration.app"),
+    "ask_app_download": _app,
     "ask_deadline": _deadline,
     "ask_commendation": _fixed("commendation"),
     "ask_contact": _contact,
@@ -242,8 +264,8 @@ HANDLERS: dict[str, Callable[[KnowledgeSet, Entities], Found]] = {
 
 # Entity types a question type is about: missing ones are taken from context.
 RELEVANT: dict[str, tuple[str, ...]] = {
-    "ask_time": ("event", "deadline"),
-    "ask_venue": ("event", "deadline"),
+    "ask_time": ("event", "deadline", "joint_action"),
+    "ask_venue": ("event", "deadline", "joint_action"),
     "ask_event_content": ("event", "joint_action", "content_item"),
     "ask_organizer": ("joint_action", "unit", "event"),
     "ask_participants": ("event",),
@@ -251,12 +273,27 @@ RELEVANT: dict[str, tuple[str, ...]] = {
     "ask_joint_actions": ("joint_action",),
     "ask_requirements": ("requirement",),
     "ask_deadline": ("deadline",),
-    "ask_contact": (),
+    "ask_contact": ("contact",),
+    "ask_registration": ("deadline", "platform"),
+    "ask_app_download": ("platform",),
+    "ask_notice_overview": ("document",),
+    "ask_doc_number": ("document",),
+    "ask_basis": ("document",),
 }
+
+# Question types whose answer holds for every part of the notice (one contact,
+# one registration channel): an entity of another type never changes them.
+UNIVERSAL = {"ask_contact", "ask_registration", "ask_app_download", "ask_deadline", "ask_requirements",
+             "ask_commendation", "ask_audience", "ask_registration_status"}
+
+# Entity types that say on their own what the question is about.
+TOPICAL = ("document", "requirement", "content_item", "joint_action", "contact", "deadline", "platform", "unit")
 
 # For a bare follow-up ("卫健呢？"), the question type an entity type implies
 # when the previous question type does not fit it.
 FOLLOW_UP_DEFAULT = {
+    "document": "ask_basis",
+    "platform": "ask_registration",
     "deadline": "ask_deadline",
     "contact": "ask_contact",
     "unit": "ask_organizer",
@@ -325,19 +362,147 @@ def _clarify(kb: KnowledgeSet, turn: Turn, ents: Entities) -> Reply:
     return Reply(text, buttons=buttons, kind="clarify", context={"offered": offered})
 
 
-def _registration_status(kb: KnowledgeSet, today: dt.date) -> Reply:
-    fact = kb.facts["deadline.register"]
+def _status(kb: KnowledgeSet, ents: Entities, today: dt.date) -> Reply:
+    """"还能报名吗 / 开完了没 / 总结还来得及吗": where today stands for the thing asked about."""
+    event = _first(ents, "event")
+    deadline = _first(ents, "deadline")
+    if event and not deadline:
+        fact = kb.facts["event.kepu_day.time" if event in ("kepu_day", "cloud") else f"event.{event}.time"]
+        return Reply(render(fact, kb, today) + citation(kb, [fact]), facts=[fact.id],
+                     context={"intent": "ask_time", "entities": {"event": [event]}})
+    fact = kb.facts[f"deadline.{deadline or 'register'}"]
     end = fact.date
     assert end is not None
+    name = kb.entity_name("deadline", deadline or "register")
     if today > end:
-        text = (f"2021年科普日活动的登记填报已于{fmt_date(end)}截止（已截止），现在不能再按这份通知登记了。"
-                f"如有疑问请拨打{_phone(kb)}。")
+        text = f"{name}已于{fmt_date(end)}截止（已截止），现在不能再按这份通知办理了。如有疑问请拨打{_phone(kb)}。"
     elif fact.start_date and today < fact.start_date:
-        text = f"登记填报还没开始：{fmt_date(fact.start_date)}起至{fmt_date(end)}开放。"
+        text = f"{name}还没开始：{fmt_date(fact.start_date)}起至{fmt_date(end)}开放。"
     else:
-        text = f"登记填报正在进行，截止到{fmt_date(end)}（还有{(end - today).days}天），可在 www.kepuri.cn 或科普中国客户端填报。"
-    return Reply(text + citation(kb, [fact]), kind="answer", facts=[fact.id],
-                 context={"intent": "ask_deadline", "entities": {"deadline": ["register"]}})
+        text = f"{name}正在进行，截止到{fmt_date(end)}（还有{(end - today).days}天）。" + fill(fact.answer, fact, kb)
+    return Reply(text + citation(kb, [fact]), facts=[fact.id],
+                 context={"intent": "ask_deadline", "entities": {"deadline": [deadline or "register"]}})
+
+
+def _unstated(kb: KnowledgeSet, ents: Entities, details: list[str] | None = None) -> Reply:
+    """A detail the notice does not give: say so, add what it does say, give the phone."""
+    what = "、".join(details) if details else "这方面的内容"
+    text = (f"抱歉，通知里没有说明{what}，我不能替通知作答。建议拨打{_phone(kb)}"
+            f"（{short(kb.facts['contact.unit'], kb)}）咨询。")
+    event = _first(ents, "event")
+    facts: list[Fact] = []
+    if event in ("main_event", "congress"):
+        facts = [kb.facts[f"event.{event}.time"], kb.facts[f"event.{event}.venue"]]
+        name = kb.entity_name("event", event)
+        text += f"通知中关于{name}只写了：{short(facts[0], kb)}，地点在{short(facts[1], kb)}。"
+    context = {"intent": "ask_time", "entities": {"event": [event]}} if event else {}
+    return Reply(text + citation(kb, facts), kind="unstated", facts=[f.id for f in facts], context=context)
+
+
+# -- understanding beyond the classifier ------------------------------------------
+
+# Details people ask for that the notice never gives: (pattern, what to call it).
+UNSTATED_DETAILS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"几点|几时|点钟|散会|报到时间|几点到几点"), "具体几点"),
+    (re.compile(r"地址|哪条街|什么路|哪条路|门牌|怎么走|路线|导航|办公地点|办公室在哪"), "具体地址和路线"),
+    (re.compile(r"停车|车位"), "停车安排"),
+    (re.compile(r"收费|费用|门票|多少钱|免费|交钱|花钱"), "费用或门票"),
+    (re.compile(r"职务|职位|职称|什么官"), "人员职务"),
+    (re.compile(r"微信群|QQ群|qq群|群号|公众号"), "交流群或公众号"),
+    (re.compile(r"营业执照|带什么|携带|要带|上传什么|证明材料"), "需要携带或上传的材料"),
+    (re.compile(r"哪些村|哪个村|哪些学校|哪个社区|哪些社区|日程表|具体日程"), "具体日程安排"),
+    (re.compile(r"入口|在哪答题|怎么答题|答题"), "参与入口"),
+    (re.compile(r"哪个平台看|在哪看直播|直播平台|回放"), "观看平台"),
+    (re.compile(r"住宿|吃饭|午饭|晚饭|管饭|餐"), "食宿安排"),
+    (re.compile(r"计划表里|附件里|表里具体|计划表的内容|计划表内容"), "附件计划表的具体内容"),
+]
+STATUS_QUESTION = re.compile(
+    r"现在还|还在(搞|办|进行|开|举办)|开完|结束了|过了没|还能(去|报|参加|交|填|登记|提交)|还来得及|"
+    r"还可以(报|填|交|参加|登记|提交)|截止了(吗|没)|过期|晚了吗|来不及"
+)
+ACTION_REQUEST = re.compile(
+    r"(帮|替|给)我(直接)?(把[^，。,!?]{0,12})?(订|买|填|报名|报上|登记|办理|提交|预约|预定|申请|写|交|转账|充值)"
+)
+ORDINAL = re.compile(r"第\s*([一二三四五六七八九十]|10|[1-9])\s*(项|个|条|点|部分)?")
+DATE_MENTION = re.compile(r"(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?")
+CHINESE_NUMBERS = {c: i + 1 for i, c in enumerate("一二三四五六七八九十")}
+LIST_OF_FACT = {"joint.overview": "joint", "content.overview": "content",
+                "requirement.overview": "requirement", "event.congress.agenda": "agenda"}
+LIST_WORDS = [("行动", "joint"), ("要求", "requirement"), ("议程", "agenda"), ("内容", "content")]
+# When a date is mentioned alone, the facts it most likely means, best first.
+DATE_PREFERENCE = ["deadline.", "event.main_event.content", "event.congress.time", "event.kepu_day.time",
+                   "notice.date"]
+
+
+def unstated_details(text: str) -> list[str]:
+    """The details asked for in `text` that the notice does not give."""
+    return [label for pattern, label in UNSTATED_DETAILS if pattern.search(text)]
+
+
+def _from_fallback(turn: Turn, ents: Entities, ctx: dict[str, Any]) -> str | None:
+    """Pick a low-confidence candidate that fits the named things (or the context)."""
+    candidates = [(n, c) for n, c in turn.ranking if n != "nlu_fallback"][:3]
+    for types, floor in ((set(ents), 0.08), (set(ctx.get("entities") or {}) if not ents else set(), 0.15)):
+        for name, confidence in candidates:
+            if confidence >= floor and types & set(RELEVANT.get(name, ())):
+                return name
+    topical = [t for t in TOPICAL if t in ents]
+    if topical and candidates and candidates[0][0] in HANDLERS and candidates[0][0] not in UNIVERSAL:
+        return FOLLOW_UP_DEFAULT[topical[0]]
+    return None
+
+
+def _ordinal(text: str, ctx: dict[str, Any]) -> tuple[str, int] | None:
+    """("joint", 3) for "第三个行动" or "第三项" right after the list of joint actions."""
+    match = ORDINAL.search(text)
+    if not match:
+        return None
+    raw = match.group(1)
+    number = int(raw) if raw.isdigit() else CHINESE_NUMBERS[raw]
+    for word, kind in LIST_WORDS:
+        if word in text:
+            return kind, number
+    return (ctx["list"], number) if ctx.get("list") else None
+
+
+def _ordinal_reply(kb: KnowledgeSet, kind: str, number: int, ctx: dict[str, Any], today: dt.date) -> Reply | None:
+    """The Nth item of a list the notice numbers (joint actions, contents, requirements, agenda)."""
+    if kind == "agenda":
+        fact = kb.facts["event.congress.agenda"]
+        items = fact.data.get("items") or []
+        if not 1 <= number <= len(items):
+            return None
+        return Reply(f"代表大会第{number}项议程：{items[number - 1]}。{citation(kb, [fact])}", facts=[fact.id],
+                     context={"intent": "ask_agenda", "entities": {"event": ["congress"]}, "list": "agenda"})
+    if kind == "joint":
+        type_, intent = "joint_action", "ask_joint_actions"
+        values = [f.id.split(".", 1)[1] for f in joint_action_facts(kb)]
+    else:
+        type_, intent = {"content": ("content_item", "ask_main_content"),
+                         "requirement": ("requirement", "ask_requirements")}[kind]
+        values = list(kb.entities.get(type_, {}))
+    if not 1 <= number <= len(values):
+        return None
+    reply = _answer(kb, intent, {type_: [values[number - 1]]}, ctx, today)
+    reply.context["list"] = kind
+    return reply
+
+
+def _facts_on(kb: KnowledgeSet, text: str) -> list[str]:
+    """Facts dated on the day mentioned in `text` ("10月10号呢"), most likely first."""
+    match = DATE_MENTION.search(text)
+    if not match:
+        return []
+    try:
+        day = dt.date(2021, int(match.group(1)), int(match.group(2)))
+    except ValueError:
+        return []
+    dated = [f for f in kb.facts.values() if f.date and (f.date == day or (f.end_date and f.date <= day <= f.end_date))]
+    for prefix in DATE_PREFERENCE:
+        chosen = [f.id for f in dated if f.id.startswith(prefix)]
+        if chosen:
+            return chosen
+    return []
 
 
 # -- entry point ---------------------------------------------------------------
@@ -355,12 +520,32 @@ def _resolve_follow_up(ents: Entities, ctx: dict[str, Any]) -> str | None:
     last = ctx.get("intent")
     if not ents:
         return last
-    if last in RELEVANT and any(t in RELEVANT[last] or (last == "ask_contact" and t == "contact") for t in ents):
+    if last in RELEVANT and any(t in RELEVANT[last] for t in ents):
         return last
-    for type_ in ents:
-        if type_ in FOLLOW_UP_DEFAULT:
+    for type_ in TOPICAL + ("event",):
+        if type_ in ents:
             return FOLLOW_UP_DEFAULT[type_]
     return last
+
+
+def _answer(kb: KnowledgeSet, intent: str, ents: Entities, ctx: dict[str, Any], today: dt.date) -> Reply:
+    """Answer a question type, filling missing entities from the context."""
+    relevant = RELEVANT.get(intent, ())
+    remembered: Entities = ctx.get("entities") or {}
+    if relevant and not any(t in ents for t in relevant):
+        for type_ in relevant:
+            if type_ in remembered:
+                ents[type_] = list(remembered[type_])
+                break
+    found = HANDLERS[intent](kb, ents)
+    facts = [kb.facts[i] for i in found.facts if i in kb.facts]
+    body = "" if found.cite_only else "".join(render(f, kb, today) for f in facts)
+    text = f"{found.lead_in}{body}{found.hint}{citation(kb, facts)}"
+    context: dict[str, Any] = {"intent": intent, "entities": found.about}
+    lists = [LIST_OF_FACT[f.id] for f in facts if f.id in LIST_OF_FACT]
+    if lists:
+        context["list"] = lists[0]
+    return Reply(text, kind="answer", facts=[f.id for f in facts], context=context)
 
 
 def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
@@ -368,17 +553,19 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
     ctx = dict(turn.context or {})
     ents = {t: v for t, v in _group(turn.entities).items() if all(x in kb.entities.get(t, {}) for x in v)}
     intent = turn.intent
+    text = turn.text or ""
+    typed = not text.startswith("/")  # button payloads skip the text heuristics
 
-    if not turn.text.strip() and not intent:
+    if not text.strip() and not intent:
         return Reply("您好像还没有输入内容。请直接输入您的问题，例如“截止日期是什么时候”。", kind="empty", context=ctx)
-    if turn.text and not turn.text.startswith("/") and not is_meaningful(turn.text):
+    if typed and not is_meaningful(text):
         return _keep(refusal(kb, "我没能看懂您发的内容。"), ctx)
-    years = {int(y) for y in OTHER_YEAR.findall(turn.text or "")}
-    if years and 2021 not in years and intent not in SMALLTALK and any(2000 <= y <= 2099 for y in years):
+    years = {int(y) for y in OTHER_YEAR.findall(text)}
+    if typed and years and 2021 not in years and intent not in SMALLTALK:
         return _keep(refusal(kb, f"我只掌握2021年沙坡头区全国科普日的通知，没有{min(years)}年的相关信息。"), ctx)
+    if typed and ACTION_REQUEST.search(text):
+        return _keep(refusal(kb, "我只能解答通知里的问题，不能替您办理或代填任何事项。"), ctx)
 
-    if intent == "nlu_fallback":
-        return _clarify(kb, turn, ents)
     if intent in ("affirm", "deny"):
         offered = ctx.get("offered") or []
         if intent == "affirm" and offered:
@@ -388,32 +575,54 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
             return Reply(f"好的。请换个说法再问一次，或拨打{_phone(kb)}咨询。", kind="smalltalk")
         else:
             return Reply("好的。还有什么关于科普日通知的问题吗？", kind="smalltalk", context=ctx)
-    if intent == "follow_up":
-        resolved = _resolve_follow_up(ents, ctx)
-        if not resolved:
-            return refusal(kb, "我没弄清您接着想问哪方面。")
-        intent = resolved
     if intent in SMALLTALK:
         return _keep(_smalltalk(kb, intent), ctx)
-    if intent == "ask_registration_status":
-        return _registration_status(kb, today)
+    if intent == "out_of_scope":
+        return _keep(refusal(kb), ctx)
+
+    # Ordinals ("第三项") and dates ("10月10号呢") name the answer directly.
+    if typed and (intent in HANDLERS or intent in ("follow_up", "nlu_fallback")):
+        ordinal = _ordinal(text, ctx)
+        numbered = _ordinal_reply(kb, *ordinal, ctx, today) if ordinal else None
+        if numbered:
+            return numbered
+        if not ents and intent in ("follow_up", "nlu_fallback", "ask_deadline", "ask_time", "ask_event_content"):
+            dated = _facts_on(kb, text)
+            if dated:
+                facts = [kb.facts[i] for i in dated]
+                body = "".join(render(f, kb, today) for f in facts)
+                return Reply(body + citation(kb, facts), facts=dated, context={"intent": intent, "entities": {}})
+
+    if intent == "nlu_fallback":
+        picked = _from_fallback(turn, ents, ctx)
+        if not picked:
+            return _clarify(kb, turn, ents)
+        intent = picked
+    if intent == "follow_up":
+        resolved_intent = _resolve_follow_up(ents, ctx)
+        if not resolved_intent:
+            return refusal(kb, "我没弄清您接着想问哪方面。")
+        intent = resolved_intent
+
+    details = unstated_details(text) if typed else []
+    if intent == "ask_unstated":
+        return _unstated(kb, ents, details)
+    if intent == "ask_registration_status" or (typed and intent in HANDLERS and STATUS_QUESTION.search(text)):
+        return _status(kb, ents, today)
     if intent not in HANDLERS:
         return refusal(kb)
+    if intent not in UNIVERSAL:
+        topical = [t for t in TOPICAL if t in ents]
+        if topical and not any(t in RELEVANT.get(intent, ()) for t in ents):
+            intent = FOLLOW_UP_DEFAULT[topical[0]]
 
-    relevant = RELEVANT.get(intent, ())
-    remembered: Entities = ctx.get("entities") or {}
-    if relevant and not any(t in ents for t in relevant):
-        for type_ in relevant:
-            if type_ in remembered:
-                ents[type_] = list(remembered[type_])
-                break
-
-    found = HANDLERS[intent](kb, ents)
-    facts = [kb.facts[i] for i in found.facts if i in kb.facts]
-    body = "" if found.cite_only else "".join(render(f, kb, today) for f in facts)
-    text = f"{found.lead_in}{body}{found.hint}{citation(kb, facts)}"
-    return Reply(text, kind="answer", facts=[f.id for f in facts],
-                 context={"intent": intent, "entities": found.about})
+    reply = _answer(kb, intent, ents, ctx, today)
+    details = [d for d in details if not (d == "具体几点" and "没有写具体几点" in reply.text)]
+    if details:
+        reply.text = (f"抱歉，通知里没有说明{'、'.join(details)}，建议拨打{_phone(kb)}咨询。"
+                      f"通知中相关的内容是：{reply.text}")
+        reply.kind = "unstated"
+    return reply
 
 
 def _keep(reply: Reply, ctx: dict[str, Any]) -> Reply:

@@ -61,9 +61,16 @@ def lookups(kb: KnowledgeSet) -> list[dict]:
     ]
 
 
+KEYWORD_TEMPLATES = ["{}呢", "那{}呢", "{}是什么", "请问一下{}"]
+
+
 def examples(kb: KnowledgeSet) -> list[dict]:
-    """Templated examples per intent, using the first aliases of every value."""
+    """Templated examples per intent: every entity value by its first aliases, and
+    every question type by its keywords ("落款日期呢" is a question about the date)."""
     by_intent: dict[str, list[str]] = {}
+    for q in kb.questions:
+        for i, keyword in enumerate(q.keywords):
+            by_intent.setdefault(q.intent, []).append(KEYWORD_TEMPLATES[i % len(KEYWORD_TEMPLATES)].format(keyword))
     for intent, type_, templates in TEMPLATES:
         for ev in kb.entities.get(type_, {}).values():
             # The display name plus the shortest aliases: what people actually type.

@@ -5,10 +5,12 @@
 # Logs and pids go to build/run/. RASA_PORT / ACTIONS_PORT override the ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run=build/run
-mkdir -p "$run"
 RASA_PORT="${RASA_PORT:-5005}"
 ACTIONS_PORT="${ACTIONS_PORT:-5055}"
+# One run folder per port, so several instances (tests, replicas) can coexist.
+run=build/run
+[ "$RASA_PORT" = 5005 ] || run="build/run-$RASA_PORT"
+mkdir -p "$run"
 
 token() {
   if [ -n "${RASA_API_TOKEN:-}" ]; then echo "$RASA_API_TOKEN"; return; fi
@@ -32,13 +34,18 @@ stop() {
 
 start() {
   stop
-  model=$(cat build/current_model)
+  model="${RASA_MODEL:-$(cat build/current_model)}"
+  endpoints="${RASA_ENDPOINTS:-endpoints.yml}"
+  if [ "$ACTIONS_PORT" != 5055 ]; then
+    sed "s#127.0.0.1:5055#127.0.0.1:$ACTIONS_PORT#" "$endpoints" > "$run/endpoints.yml"
+    endpoints="$run/endpoints.yml"
+  fi
   .venv/bin/python -m rasa_sdk --actions actions --port "$ACTIONS_PORT" > "$run/actions.log" 2>&1 &
   echo $! > "$run/actions.pid"
   ACTION_ENDPOINT_URL="http://127.0.0.1:$ACTIONS_PORT/webhook" \
   .venv/bin/python -m bot.server run --model "$model" --port "$RASA_PORT" \
     --enable-api --auth-token "$(token)" --cors "*" \
-    --credentials credentials.yml --endpoints "${RASA_ENDPOINTS:-endpoints.yml}" > "$run/rasa.log" 2>&1 &
+    --credentials credentials.yml --endpoints "$endpoints" > "$run/rasa.log" 2>&1 &
   echo $! > "$run/rasa.pid"
   for _ in $(seq 1 240); do
     if curl -sf "http://127.0.0.1:$RASA_PORT/status" >/dev/null 2>&1 \

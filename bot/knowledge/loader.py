@@ -29,7 +29,7 @@ FACT_FIELDS = {
 }
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 DATE_PLACEHOLDERS = {"date", "end_date", "end_day", "start_date"}
-COMPUTED_PLACEHOLDERS = {"joint_actions"}
+COMPUTED_PLACEHOLDERS = {"joint_actions", "phone"}
 _CJK_GAP = re.compile(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f])")
 WEEKDAYS = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 
@@ -185,6 +185,7 @@ def _questions(doc: dict[str, Any], file: str) -> list[Question]:
             label=_text(raw.get("label"), file, entry, "label"),
             hot=int(raw.get("hot") or 0),
             entities={str(k): str(v) for k, v in (raw.get("entities") or {}).items()},
+            keywords=tuple(str(k) for k in raw.get("keywords") or []),
         ))
     return out
 

@@ -52,13 +52,14 @@ class Question:
     label: str
     hot: int = 0
     entities: dict[str, str] = field(default_factory=dict)
+    keywords: tuple[str, ...] = ()
 
     def payload(self) -> str:
         """Rasa payload that answers this question without NLU."""
         import json
 
         if self.entities:
-            return f"/{self.intent}{json.dumps(self.entities, ensure_ascii=False)}"
+            return f"/{self.intent}{json.dumps(self.entities, ensure_ascii=False, separators=(',', ':'))}"
         return f"/{self.intent}"
 
 

@@ -26,8 +26,9 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
-    delete,
+    event,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -75,6 +76,7 @@ questions_table = Table(
     Column("label", Text, nullable=False),
     Column("hot", Integer, nullable=False, default=0),
     Column("entities", JSON, nullable=False),
+    Column("keywords", JSON, nullable=False),
 )
 faqs_table = Table(
     "kb_faqs", knowledge_tables,
@@ -101,9 +103,24 @@ def database_url() -> str:
 def make_engine(url: str | None = None) -> Engine:
     """An engine for `url`; creates the SQLite parent folder when needed."""
     url = url or database_url()
+    if not url.startswith("sqlite"):
+        return create_engine(url, future=True, pool_pre_ping=True)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url, future=True, pool_pre_ping=True)
+    engine = create_engine(url, future=True, connect_args={"timeout": 15})
+
+    # pysqlite does not put DDL inside transactions; take over BEGIN so a
+    # rebuild (drop, create, insert) is all-or-nothing, as SQLAlchemy documents.
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record):  # noqa: ANN001
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # noqa: ANN001
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
 
 
 def checksum(kb: KnowledgeSet) -> str:
@@ -131,7 +148,8 @@ def _rows(kb: KnowledgeSet) -> dict[str, list[dict]]:
             for i, alias in enumerate(ev.aliases)
         ],
         "questions": [
-            {"intent": q.intent, "label": q.label, "hot": q.hot, "entities": q.entities}
+            {"intent": q.intent, "label": q.label, "hot": q.hot, "entities": q.entities,
+             "keywords": list(q.keywords)}
             for q in kb.questions
         ],
         "faqs": [
@@ -149,12 +167,12 @@ def build_database(kb: KnowledgeSet, url: str | None = None) -> str:
     """
     engine = make_engine(url)
     try:
-        knowledge_tables.create_all(engine)
         rows = _rows(kb)
         digest = checksum(kb)
         with engine.begin() as conn:
-            for table in reversed(knowledge_tables.sorted_tables):
-                conn.execute(delete(table))
+            # The knowledge tables are derived data: recreate them so the schema is current.
+            knowledge_tables.drop_all(conn)
+            knowledge_tables.create_all(conn)
             conn.execute(insert(sources_table), rows["sources"])
             conn.execute(insert(facts_table), rows["facts"])
             conn.execute(insert(aliases_table), rows["aliases"])
@@ -171,8 +189,10 @@ def build_database(kb: KnowledgeSet, url: str | None = None) -> str:
 
 
 def stored_checksum(engine: Engine) -> str | None:
-    """Checksum of the current build, or None when the database is empty."""
+    """Checksum of the current build, or None when the database was never built."""
     with engine.connect() as conn:
+        if not inspect(conn).has_table(build_table.name):
+            return None
         row = conn.execute(select(build_table.c.checksum).where(build_table.c.id == 1)).first()
     return row[0] if row else None
 
@@ -200,7 +220,8 @@ def read_database(engine: Engine) -> KnowledgeSet:
                 type=type_, value=value, name=rs[0].name, aliases=tuple(r.alias for r in rs)
             )
         questions = [
-            Question(intent=r.intent, label=r.label, hot=r.hot, entities=dict(r.entities or {}))
+            Question(intent=r.intent, label=r.label, hot=r.hot, entities=dict(r.entities or {}),
+                     keywords=tuple(r.keywords or ()))
             for r in conn.execute(select(questions_table).order_by(questions_table.c.id))
         ]
         faqs = [
@@ -236,6 +257,8 @@ class KnowledgeRepository:
         with self._lock:
             self._checked_at = now
             current = stored_checksum(self._engine)
+            if current is None:
+                raise RuntimeError("知识库尚未构建：请先运行 make kb")
             if self._kb is None or current != self._checksum:
                 self._kb = read_database(self._engine)
                 self._checksum = current

@@ -17,7 +17,8 @@ def test_longest_match_wins(gazetteer):
 
 def test_offsets_in_mixed_text(gazetteer):
     found = gazetteer.find("请问app上总结材料deadline")
-    assert [(m.type, m.value, m.text, m.start, m.end) for m in found] == [("deadline", "summary", "总结材料", 6, 10)]
+    assert [(m.type, m.value, m.text, m.start, m.end) for m in found] == [
+        ("platform", "app", "app", 2, 5), ("deadline", "summary", "总结材料", 6, 10)]
 
 
 def test_one_alias_two_types(gazetteer):

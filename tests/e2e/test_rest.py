@@ -1,0 +1,97 @@
+"""The REST channel against the running servers: answers, bad input, and the
+held-out conversation suite with its targets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.e2e import eval as suite
+
+pytestmark = pytest.mark.e2e
+
+
+def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, object]:
+    request = urllib.request.Request(f"{url}/webhooks/rest/webhook", data=body,
+                                     headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read().decode("utf-8"))
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read().decode("utf-8") or "null")
+
+
+def say(url: str, sender: str, text: str) -> str:
+    status, messages = post(url, json.dumps({"sender": sender, "message": text}).encode())
+    assert status == 200, messages
+    return "\n".join(m.get("text", "") for m in messages)
+
+
+def test_status_is_public_and_api_needs_token(live_url):
+    with urllib.request.urlopen(f"{live_url}/status", timeout=5) as resp:
+        assert resp.status == 200
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{live_url}/conversations/x/tracker", timeout=5)
+    assert err.value.code == 401
+
+
+def test_deadline_question(live_url):
+    text = say(live_url, "e2e-deadline", "截止日期是什么时候")
+    assert "2021年9月24日" in text and "已截止" in text and "依据" in text
+    follow = say(live_url, "e2e-deadline", "提交总结材料呢？")
+    assert "2021年10月10日" in follow and "2021年9月24日" not in follow
+
+
+@pytest.mark.parametrize(
+    ("text", "must"),
+    [
+        ("聯繫電話", "0955-8812005"),
+        ("联 系 人", "孙浩"),
+        ("怎么报名！！！", "kepuri.cn"),
+    ],
+)
+def test_messy_input_is_understood(live_url, text, must):
+    assert must in say(live_url, "e2e-messy", text)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected_status"),
+    [
+        (json.dumps({"sender": "bad-1", "message": ""}).encode(), 200),
+        (json.dumps({"sender": "bad-2", "message": "   "}).encode(), 200),
+        (json.dumps({"sender": "bad-3", "message": "截止日期" * 2500}).encode(), 200),
+        (json.dumps({"sender": "bad-4", "message": "😀😀😀🎉"}).encode(), 200),
+        (json.dumps({"sender": "bad-5", "message": "<script>alert(1)</script><img src=x onerror=alert(2)>"}).encode(), 200),
+        (json.dumps({"sender": "bad-6", "message": "电话\u0000\u0007\u001b[31m"}).encode(), 200),
+        (b"{this is not json", 400),
+        (b"[1, 2, 3]", 400),
+        (json.dumps({"sender": "bad-7", "message": 42}).encode(), 400),
+        (json.dumps({"sender": "bad-8", "message": "/ask_deadline{broken json"}).encode(), 200),
+        (json.dumps({"sender": "bad-9", "message": "/no_such_intent"}).encode(), 200),
+    ],
+)
+def test_bad_input_gets_polite_reply_or_4xx(live_url, body, expected_status):
+    status, messages = post(live_url, body)
+    assert status == expected_status
+    if status == 200:
+        assert messages and all(isinstance(m.get("text"), str) and m["text"] for m in messages)
+        assert "<script>" not in json.dumps(messages, ensure_ascii=False)
+    else:
+        assert "error" in messages
+    # The server keeps answering after every bad request.
+    assert "0955-8812005" in say(live_url, "after-bad", "联系电话")
+
+
+def test_held_out_conversations_meet_targets(live_url):
+    conversations = suite.load_conversations()
+    results = asyncio.run(suite.run_suite(live_url, conversations))
+    summary = suite.summarize(results)
+    assert summary["turns"] >= 300
+    failures = "\n".join(f"{f['id']}: {f['user']} -> {f['reply'][:80]} missing={f['missing']} forbidden={f['forbidden']}"
+                         for f in summary["failures"][:30])
+    assert summary["answer_accuracy"] >= 0.97, failures
+    assert summary["oos_rejection"] >= 0.95, failures

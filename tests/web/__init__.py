@@ -1,0 +1,1 @@
+"""Browser, HTTP and static tests of the portal chat widget (bot/web)."""

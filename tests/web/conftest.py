@@ -1,0 +1,158 @@
+"""Fixtures for the widget's browser tests: a running bot on a test port and a
+real headless Chromium (Debian's /usr/bin/chromium, never a downloaded browser).
+
+- `web_url`: the bot on KEPU_WEB_TEST_PORT (default 5205, actions on port + 50),
+  started with scripts/serve.sh if it is not already answering, stopped at the end;
+- `browser`: one Chromium for the session;
+- `page`: a fresh context (empty sessionStorage/localStorage) per test that
+  records every request, dialog, page error and console error; at the end of
+  each test it checks that no request went to any host but the bot's and that
+  no dialog (alert) opened and no script error happened.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+PORT = int(os.environ.get("KEPU_WEB_TEST_PORT", "5205"))
+ACTIONS_PORT = int(os.environ.get("KEPU_WEB_TEST_ACTIONS_PORT", str(PORT + 50)))
+BASE_URL = f"http://127.0.0.1:{PORT}"
+SCREENSHOTS = ROOT / "results" / "screenshots"
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/status", timeout=2) as resp:
+            return resp.status == 200
+    except Exception:
+        return False
+
+
+def _serve(command: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RASA_PORT": str(PORT), "ACTIONS_PORT": str(ACTIONS_PORT)}
+    return subprocess.run([str(ROOT / "scripts" / "serve.sh"), command], cwd=ROOT, env=env,
+                          check=False, capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(scope="session")
+def web_url() -> Iterator[str]:
+    """The bot's base URL; starts the servers for the session if needed."""
+    started = False
+    if not _ready(BASE_URL):
+        if not (ROOT / "build" / "current_model").exists():
+            pytest.fail("no trained model (build/current_model): run 'make train' first")
+        result = _serve("start")
+        if result.returncode != 0:
+            pytest.fail(f"could not start the bot on port {PORT}:\n{result.stdout}\n{result.stderr}")
+        started = True
+    yield BASE_URL
+    if started:
+        _serve("stop")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium, shared by all tests of the session."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run 'make test-deps' (apt-get install chromium fonts-noto-cjk)")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@dataclass
+class Recorder:
+    """What a page did: requests, dialogs, errors; hosts it may talk to."""
+
+    allowed_hosts: set[str]
+    requests: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def foreign_requests(self) -> list[str]:
+        return [url for url in self.requests
+                if urlsplit(url).scheme not in ("data", "blob")
+                and urlsplit(url).netloc not in self.allowed_hosts]
+
+
+@pytest.fixture()
+def recorder(web_url: str) -> Recorder:
+    return Recorder(allowed_hosts={urlsplit(web_url).netloc})
+
+
+def _on_console(recorder: Recorder, message: object) -> None:
+    # A failed webhook call is logged by Chromium as a console error on purpose in
+    # the failure tests; CSP violations and script errors are what we look for.
+    text = message.text  # type: ignore[attr-defined]
+    if message.type == "error" and ("Content Security Policy" in text or "Refused" in text):  # type: ignore[attr-defined]
+        recorder.errors.append(text)
+
+
+def _on_dialog(recorder: Recorder, dialog: object) -> None:
+    recorder.dialogs.append(dialog.message)  # type: ignore[attr-defined]
+    dialog.dismiss()  # type: ignore[attr-defined]
+
+
+@pytest.fixture()
+def make_page(browser: object, recorder: Recorder) -> Iterator[object]:
+    """A factory of pages in one fresh context, with a given viewport."""
+    contexts: list[object] = []
+
+    def factory(width: int = 1280, height: int = 800, **options: object) -> object:
+        context = browser.new_context(  # type: ignore[attr-defined]
+            viewport={"width": width, "height": height}, locale="zh-CN", **options)
+        context.set_default_timeout(15_000)
+        context.on("request", lambda request: recorder.requests.append(request.url))
+        contexts.append(context)
+        page = context.new_page()
+        page.on("dialog", lambda dialog: _on_dialog(recorder, dialog))
+        page.on("pageerror", lambda error: recorder.errors.append(str(error)))
+        page.on("console", lambda message: _on_console(recorder, message))
+        return page
+
+    yield factory
+    for context in contexts:
+        context.close()  # type: ignore[attr-defined]
+    assert not recorder.foreign_requests(), f"requests to other hosts: {recorder.foreign_requests()}"
+    assert not recorder.dialogs, f"dialogs opened: {recorder.dialogs}"
+    assert not recorder.errors, f"page errors: {recorder.errors}"
+
+
+@pytest.fixture()
+def page(make_page: object) -> object:
+    """A desktop-sized page in a fresh context."""
+    return make_page()  # type: ignore[operator]
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """Path of node (to syntax-check widget.js), or skip."""
+    path = shutil.which("node") or shutil.which("nodejs")
+    if not path:
+        pytest.skip("node is not installed")
+    return path
