@@ -24,6 +24,12 @@ PHONE_FACT = "contact.phone"
 SMALLTALK = {"greet", "goodbye", "thank", "bot_identity", "bot_capabilities", "request_human"}
 # Below this, the best guess is not worth offering as "您是想问……吗？".
 CLARIFY_MIN_CONFIDENCE = 0.12
+# A guess below this, with nothing of the notice named in the question, is not
+# answered outright: the user gets "您是想问……吗？" instead.
+WEAK_CONFIDENCE = 0.3
+# A guess below this with no named thing, no question word and no context to
+# lean on is offered as "您是想问……吗？" rather than answered.
+NO_EVIDENCE_CONFIDENCE = 0.5
 OTHER_YEAR = re.compile(r"(?<!\d)(20[0-9]{2})(?!\d)")
 
 Entities = dict[str, list[str]]
@@ -129,6 +135,12 @@ def _event_content(kb: KnowledgeSet, ents: Entities) -> Found:
         return _joint_actions(kb, ents)
     if "content_item" in ents:
         return _main_content(kb, ents)
+    if "requirement" in ents:
+        return _requirements(kb, ents)
+    if "document" in ents:
+        return Found(["notice.basis"], {"document": ents["document"]})
+    if "deadline" in ents:
+        return _deadline(kb, ents)
     return Found(["main_activities"], {"event": ["kepu_day"]})
 
 
@@ -176,10 +188,9 @@ def _main_content(kb: KnowledgeSet, ents: Entities) -> Found:
 def _joint_actions(kb: KnowledgeSet, ents: Entities) -> Found:
     if "joint_action" in ents:
         facts = [kb.facts[i] for i in _ids("joint_action", ents["joint_action"])]
-        lines = [f"{f.data['name']}（{lead_name(kb, f)}牵头）：" for f in facts]
-        if len(facts) == 1:
-            return Found([facts[0].id], {"joint_action": ents["joint_action"]}, lead_in=lines[0])
-        return Found([f.id for f in facts], {"joint_action": ents["joint_action"]})
+        lines = [f"{f.data['name']}（{lead_name(kb, f)}牵头）：{fill(f.answer, f, kb)}" for f in facts]
+        return Found([f.id for f in facts], {"joint_action": ents["joint_action"]}, lead_in="".join(lines),
+                     cite_only=True)
     if "unit" in ents:
         return _organizer(kb, ents)
     return Found(["joint.overview"], {})
@@ -241,7 +252,7 @@ HANDLERS: dict[str, Callable[[KnowledgeSet, Entities], Found]] = {
     "ask_doc_number": _about_notice("notice.doc_number"),
     "ask_issuer": _fixed("notice.issuer"),
     "ask_issue_date": _fixed("notice.date"),
-    "ask_basis": _fixed("notice.basis"),
+    "ask_basis": lambda kb, ents: Found(["notice.basis"], {"document": ["basis"]}),
     "ask_audience": _fixed("notice.audience"),
     "ask_attachment": _fixed("notice.attachment"),
     "ask_theme": _fixed("theme"),
@@ -266,7 +277,7 @@ HANDLERS: dict[str, Callable[[KnowledgeSet, Entities], Found]] = {
 RELEVANT: dict[str, tuple[str, ...]] = {
     "ask_time": ("event", "deadline", "joint_action"),
     "ask_venue": ("event", "deadline", "joint_action"),
-    "ask_event_content": ("event", "joint_action", "content_item"),
+    "ask_event_content": ("event", "joint_action", "content_item", "requirement", "document", "deadline"),
     "ask_organizer": ("joint_action", "unit", "event"),
     "ask_participants": ("event",),
     "ask_main_content": ("content_item",),
@@ -279,6 +290,7 @@ RELEVANT: dict[str, tuple[str, ...]] = {
     "ask_notice_overview": ("document",),
     "ask_doc_number": ("document",),
     "ask_basis": ("document",),
+    "ask_audience": ("audience",),
 }
 
 # Question types whose answer holds for every part of the notice (one contact,
@@ -287,12 +299,13 @@ UNIVERSAL = {"ask_contact", "ask_registration", "ask_app_download", "ask_deadlin
              "ask_commendation", "ask_audience", "ask_registration_status"}
 
 # Entity types that say on their own what the question is about.
-TOPICAL = ("document", "requirement", "content_item", "joint_action", "contact", "deadline", "platform", "unit")
+TOPICAL = ("document", "audience", "requirement", "content_item", "joint_action", "contact", "deadline", "unit")
 
 # For a bare follow-up ("卫健呢？"), the question type an entity type implies
 # when the previous question type does not fit it.
 FOLLOW_UP_DEFAULT = {
     "document": "ask_basis",
+    "audience": "ask_audience",
     "platform": "ask_registration",
     "deadline": "ask_deadline",
     "contact": "ask_contact",
@@ -333,7 +346,7 @@ def _smalltalk(kb: KnowledgeSet, intent: str) -> Reply:
         f"需要人工帮助请拨打{phone}。",
         "bot_capabilities": "我能回答2021年沙坡头区全国科普日通知里的问题：活动主题和时间、主场活动和代表大会的时间地点、"
         "十项联合行动及牵头单位、登记填报方法、截止日期、工作要求、表扬办法、联系人和电话等。",
-        "request_human": "我是智能助手，暂时不能直接转接人工。您可以联系"
+        "request_human": "抱歉，我是智能助手，暂时不能直接转接人工。您可以联系"
         f"{short(kb.facts['contact.unit'], kb)}的{short(kb.facts['contact.person'], kb)}，"
         f"电话{phone}，手机{short(kb.facts['contact.mobile'], kb)}。",
     }
@@ -375,7 +388,10 @@ def _status(kb: KnowledgeSet, ents: Entities, today: dt.date) -> Reply:
     assert end is not None
     name = kb.entity_name("deadline", deadline or "register")
     if today > end:
-        text = f"{name}已于{fmt_date(end)}截止（已截止），现在不能再按这份通知办理了。如有疑问请拨打{_phone(kb)}。"
+        text = f"{name}已于{fmt_date(end)}截止（已截止），现在不能再按这份通知办理了。"
+        if not deadline or deadline == "register":
+            text += _others_hint(kb, ["deadline.complete_info", "deadline.summary"], "之后的两项期限是：")
+        text += f"如有疑问请拨打{_phone(kb)}。"
     elif fact.start_date and today < fact.start_date:
         text = f"{name}还没开始：{fmt_date(fact.start_date)}起至{fmt_date(end)}开放。"
     else:
@@ -415,14 +431,57 @@ UNSTATED_DETAILS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"哪个平台看|在哪看直播|直播平台|回放"), "观看平台"),
     (re.compile(r"住宿|吃饭|午饭|晚饭|管饭|餐"), "食宿安排"),
     (re.compile(r"计划表里|附件里|表里具体|计划表的内容|计划表内容"), "附件计划表的具体内容"),
+    (re.compile(r"下雨|改期|延期|取消|天气"), "天气或改期安排"),
 ]
+# Question words that say what kind of answer is wanted, and the question types
+# ("family") that already give that kind of answer. Used when the classifier is
+# unsure, or sure of a type that contradicts the question word.
+CUES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"在哪|哪里|哪儿|什么地方|地点|哪个学校|哪个酒店|哪所学校"), "ask_venue"),
+    (re.compile(r"什么时候|哪天|几号|几月几|日期|周几|星期几|礼拜几|哪两天|啥时候"), "ask_time"),
+    (re.compile(r"谁牵头|牵头单位|哪个单位牵头|谁负责|责任单位|主办"), "ask_organizer"),
+    (re.compile(r"电话|手机|传真|邮箱|联系人|联系方式|怎么联系"), "ask_contact"),
+    (re.compile(r"截止|最晚|期限|deadline|时间节点"), "ask_deadline"),
+    (re.compile(r"文号|索引|几号文|发文字号"), "ask_doc_number"),
+    (re.compile(r"主题|口号|slogan"), "ask_theme"),
+    (re.compile(r"主要内容"), "ask_main_content"),
+    (re.compile(r"主要活动|重点活动|哪几项活动|哪些活动"), "ask_main_activities"),
+    (re.compile(r"标题|题目|全称|文件名|通知名"), "ask_notice_overview"),
+    (re.compile(r"发给|主送|通知对象|面向哪些|哪些单位"), "ask_audience"),
+    (re.compile(r"搞啥|干啥|做啥|做什么|干什么|干嘛|讲了啥|说了啥|讲的啥|说的啥|讲了什么|说了什么|具体内容"),
+     "ask_event_content"),
+    (re.compile(r"(以后|之后|完了|然后)(还)?(要|需要|得)?(干嘛|做什么|干啥|怎么办|做啥)"), "next_steps"),
+]
+# A cue names a family; the family's first member is the question type it leads to.
+CUE_TARGET = {"next_steps": "ask_deadline"}
+CUE_FAMILY: dict[str, set[str]] = {
+    "ask_venue": {"ask_venue", "ask_registration", "ask_app_download", "ask_attachment", "ask_unstated"},
+    "ask_time": {"ask_time", "ask_issue_date", "ask_deadline", "ask_registration_status", "ask_event_content",
+                 "ask_unstated"},
+    "ask_organizer": {"ask_organizer", "ask_issuer", "ask_joint_actions"},
+    "ask_contact": {"ask_contact", "request_human", "ask_app_download", "ask_registration", "ask_unstated"},
+    "ask_deadline": {"ask_deadline", "ask_registration_status", "ask_registration"},
+    "next_steps": {"ask_deadline"},
+    "ask_doc_number": {"ask_doc_number", "ask_basis"},
+    "ask_theme": {"ask_theme"},
+    "ask_main_content": {"ask_main_content"},
+    "ask_main_activities": {"ask_main_activities", "ask_event_content", "ask_joint_actions"},
+    "ask_notice_overview": {"ask_notice_overview", "ask_basis", "ask_attachment", "ask_theme"},
+    "ask_audience": {"ask_audience", "ask_participants", "ask_organizer"},
+    "ask_event_content": {"ask_event_content", "ask_joint_actions", "ask_main_content", "ask_requirements",
+                          "ask_main_activities", "ask_agenda", "ask_commendation", "ask_notice_overview",
+                          "ask_registration", "ask_deadline", "ask_unstated", "ask_participants", "ask_basis"},
+}
 STATUS_QUESTION = re.compile(
     r"现在还|还在(搞|办|进行|开|举办)|开完|结束了|过了没|还能(去|报|参加|交|填|登记|提交)|还来得及|"
     r"还可以(报|填|交|参加|登记|提交)|截止了(吗|没)|过期|晚了吗|来不及"
 )
 ACTION_REQUEST = re.compile(
-    r"(帮|替|给)我(直接)?(把[^，。,!?]{0,12})?(订|买|填|报名|报上|登记|办理|提交|预约|预定|申请|写|交|转账|充值)"
+    r"(帮|替)我[^，。,!?]{0,10}?(订|买|填|报名|报上|登记|办理|提交|预约|预定|申请|写|交|转账|充值|"
+    r"打(个|一个|一下)?电话|发(个)?(短信|邮件))"
 )
+# "帮我看看/查查/问问……" asks for information, not for an errand.
+ASKING_FOR_INFO = re.compile(r"(帮|替)我(看|查|问|说|讲|介绍|解释|告诉|找找|找一下|搜)")
 ORDINAL = re.compile(r"第\s*([一二三四五六七八九十]|10|[1-9])\s*(项|个|条|点|部分)?")
 DATE_MENTION = re.compile(r"(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?")
 CHINESE_NUMBERS = {c: i + 1 for i, c in enumerate("一二三四五六七八九十")}
@@ -432,6 +491,23 @@ LIST_WORDS = [("行动", "joint"), ("要求", "requirement"), ("议程", "agenda
 # When a date is mentioned alone, the facts it most likely means, best first.
 DATE_PREFERENCE = ["deadline.", "event.main_event.content", "event.congress.time", "event.kepu_day.time",
                    "notice.date"]
+
+
+def cue_intent(turn: Turn, intent: str, topical: list[str]) -> str | None:
+    """The question type the question words ask for, when the classifier disagrees and is not sure."""
+    cues = [name for pattern, name in CUES if pattern.search(turn.text)]
+    if not cues:
+        return None
+    family = set().union(*(CUE_FAMILY[c] for c in cues))
+    unsure = intent == "nlu_fallback" or turn.confidence < (0.6 if intent == "out_of_scope" else 0.8)
+    out_of_scope = dict(turn.ranking).get("out_of_scope", 0.0)
+    if intent in family or not unsure or (intent != "out_of_scope" and out_of_scope >= 0.3):
+        return None
+    target = CUE_TARGET.get(cues[0], cues[0])
+    # The named things outrank a question word that does not fit them ("在哪个大会上的讲话").
+    if topical and not any(t in RELEVANT.get(target, ()) for t in topical):
+        return None
+    return target
 
 
 def unstated_details(text: str) -> list[str]:
@@ -447,9 +523,7 @@ def _from_fallback(turn: Turn, ents: Entities, ctx: dict[str, Any]) -> str | Non
             if confidence >= floor and types & set(RELEVANT.get(name, ())):
                 return name
     topical = [t for t in TOPICAL if t in ents]
-    if topical and candidates and candidates[0][0] in HANDLERS and candidates[0][0] not in UNIVERSAL:
-        return FOLLOW_UP_DEFAULT[topical[0]]
-    return None
+    return FOLLOW_UP_DEFAULT[topical[0]] if topical else None
 
 
 def _ordinal(text: str, ctx: dict[str, Any]) -> tuple[str, int] | None:
@@ -563,7 +637,7 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
     years = {int(y) for y in OTHER_YEAR.findall(text)}
     if typed and years and 2021 not in years and intent not in SMALLTALK:
         return _keep(refusal(kb, f"我只掌握2021年沙坡头区全国科普日的通知，没有{min(years)}年的相关信息。"), ctx)
-    if typed and ACTION_REQUEST.search(text):
+    if typed and ACTION_REQUEST.search(text) and not ASKING_FOR_INFO.search(text):
         return _keep(refusal(kb, "我只能解答通知里的问题，不能替您办理或代填任何事项。"), ctx)
 
     if intent in ("affirm", "deny"):
@@ -575,10 +649,29 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
             return Reply(f"好的。请换个说法再问一次，或拨打{_phone(kb)}咨询。", kind="smalltalk")
         else:
             return Reply("好的。还有什么关于科普日通知的问题吗？", kind="smalltalk", context=ctx)
+    topical = [t for t in TOPICAL if t in ents]
+    if intent in ("thank", "greet") and topical:
+        intent = FOLLOW_UP_DEFAULT[topical[0]]  # "联系方式发我一下，谢谢" is a question
     if intent in SMALLTALK:
         return _keep(_smalltalk(kb, intent), ctx)
+    if intent == "out_of_scope" and typed and STATUS_QUESTION.search(text) and (
+            ents or ctx.get("entities") or re.search(r"报|填|交|登记|提交", text)):
+        return _status(kb, ents or dict(ctx.get("entities") or {}), today)
+    if typed and intent not in SMALLTALK:
+        cued = cue_intent(turn, intent, topical)
+        if cued and CUES[-1][0].search(text):
+            ents, topical = {}, []  # "填报完了以后还要干嘛": every later deadline, not the registration one
+        intent = cued or intent
+        has_cue = any(pattern.search(text) for pattern, _ in CUES)
+        if (intent in HANDLERS and not ents and not has_cue and not ctx.get("entities")
+                and turn.confidence < NO_EVIDENCE_CONFIDENCE):
+            return _clarify(kb, turn, ents)
+    if intent == "out_of_scope" and topical and turn.confidence < 0.6:
+        intent = FOLLOW_UP_DEFAULT[topical[0]]  # "疫情防控那条说了啥" names the notice's own item
     if intent == "out_of_scope":
         return _keep(refusal(kb), ctx)
+    if intent in HANDLERS and turn.confidence < WEAK_CONFIDENCE and not ents and typed:
+        return _clarify(kb, turn, ents)
 
     # Ordinals ("第三项") and dates ("10月10号呢") name the answer directly.
     if typed and (intent in HANDLERS or intent in ("follow_up", "nlu_fallback")):
@@ -593,6 +686,9 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
                 body = "".join(render(f, kb, today) for f in facts)
                 return Reply(body + citation(kb, facts), facts=dated, context={"intent": intent, "entities": {}})
 
+    details = unstated_details(text) if typed else []
+    if intent == "nlu_fallback" and details:
+        return _unstated(kb, ents, details)
     if intent == "nlu_fallback":
         picked = _from_fallback(turn, ents, ctx)
         if not picked:
@@ -604,18 +700,24 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
             return refusal(kb, "我没弄清您接着想问哪方面。")
         intent = resolved_intent
 
-    details = unstated_details(text) if typed else []
+    if intent == "ask_unstated" and not details and topical:
+        intent = FOLLOW_UP_DEFAULT[topical[0]]  # "疫情防控有什么要求吗" is answerable
     if intent == "ask_unstated":
         return _unstated(kb, ents, details)
     if intent == "ask_registration_status" or (typed and intent in HANDLERS and STATUS_QUESTION.search(text)):
         return _status(kb, ents, today)
     if intent not in HANDLERS:
         return refusal(kb)
-    if intent not in UNIVERSAL:
-        topical = [t for t in TOPICAL if t in ents]
-        if topical and not any(t in RELEVANT.get(intent, ()) for t in ents):
-            intent = FOLLOW_UP_DEFAULT[topical[0]]
+    if topical and not any(t in RELEVANT.get(intent, ()) for t in ents) and (
+            intent not in UNIVERSAL or topical[0] in ("document", "audience")):
+        intent = FOLLOW_UP_DEFAULT[topical[0]]
 
+    event = _first(ents, "event")
+    if typed and intent in ("ask_time", "ask_venue") and event in ("main_event", "congress") and \
+            CUES[0][0].search(text) and CUES[1][0].search(text):
+        intent = "ask_event_content" if event == "main_event" else "ask_time"
+        if event == "congress":
+            ents["event"] = ["congress"]
     reply = _answer(kb, intent, ents, ctx, today)
     details = [d for d in details if not (d == "具体几点" and "没有写具体几点" in reply.text)]
     if details:

@@ -29,7 +29,7 @@ TEMPLATES: list[tuple[str, str, list[str]]] = [
     ("ask_joint_actions", "joint_action", ["{}联合行动具体做什么", "介绍一下{}方面的科普行动"]),
     ("ask_contact", "contact", ["{}是多少", "请问{}"]),
     ("ask_deadline", "deadline", ["{}最晚什么时候", "{}的截止时间"]),
-    ("ask_requirements", "requirement", ["{}这条要求是什么意思"]),
+    ("ask_requirements", "requirement", ["{}这条要求是什么意思", "要求里{}那一条具体讲的是什么"]),
     ("ask_main_content", "content_item", ["主要内容里的{}讲的是什么"]),
     ("ask_time", "event", ["{}是哪天"]),
     ("ask_venue", "event", ["{}在什么地方"]),

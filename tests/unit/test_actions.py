@@ -53,7 +53,7 @@ async def test_unknown_intent_and_entity_values_are_refused(make_tracker, dispat
 
 
 async def test_fallback_ranking_gives_clarification(make_tracker, dispatcher, domain):
-    tracker = make_tracker("那个啥时候", "nlu_fallback", confidence=0.45,
+    tracker = make_tracker("那个怎么弄", "nlu_fallback", confidence=0.45,
                            ranking=[("nlu_fallback", 0.45), ("ask_time", 0.4), ("ask_deadline", 0.3)])
     await ActionAnswer().run(dispatcher, tracker, domain)
     message = dispatcher.messages[0]

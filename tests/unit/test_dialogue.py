@@ -187,7 +187,7 @@ def test_other_years_are_refused(ask):
 
 
 def test_low_confidence_offers_buttons(ask):
-    reply = ask("nlu_fallback", "那个东西啥时候弄",
+    reply = ask("nlu_fallback", "那个东西怎么弄",
                 ranking=[("nlu_fallback", 0.45), ("ask_deadline", 0.3), ("ask_time", 0.25), ("greet", 0.1)])
     assert reply.kind == "clarify" and "您是想问" in reply.text
     assert [b[1].split("{")[0] for b in reply.buttons] == ["/ask_deadline", "/ask_time"]
@@ -218,3 +218,56 @@ def test_smalltalk_keeps_the_topic(ask):
     thanks = ask("thank", "谢谢", context=first.context)
     again = ask("ask_venue", "在哪", context=thanks.context)
     assert "第十一小学" in again.text
+
+
+@pytest.mark.parametrize(
+    ("intent", "confidence", "text", "must"),
+    [
+        # Question words win over an unsure classifier.
+        ("ask_organizer", 0.6, "开代表大会那两天是周几", ["星期二"]),
+        ("nlu_fallback", 0.3, "主场活动在哪", ["第十一小学"]),
+        ("out_of_scope", 0.5, "主题是啥来着", ["百年再出发"]),
+        # A sure classifier is not overruled.
+        ("ask_issue_date", 0.95, "通知哪天发的", ["2021年9月8日"]),
+    ],
+)
+def test_question_words(kb, gazetteer, intent, confidence, text, must):
+    entities = [(m.type, m.value) for m in gazetteer.find(text)]
+    reply = respond(kb, Turn(intent=intent, text=text, confidence=confidence, entities=entities,
+                             ranking=[(intent, confidence)]), LATE)
+    for item in must:
+        assert item in reply.text, reply.text
+
+
+@pytest.mark.parametrize(
+    ("text", "must"),
+    [("第三个联合行动是什么", "科技资源科普化联合行动"), ("第五条要求", "疫情防控")],
+)
+def test_ordinals(ask, text, must):
+    assert must in ask("ask_joint_actions", text).text
+
+
+def test_ordinal_after_a_list(ask):
+    agenda = ask("ask_agenda", "议程有哪些")
+    assert "第一届领导机构" in ask("follow_up", "第三项是啥", context=agenda.context).text
+
+
+def test_dates_name_their_facts(ask):
+    assert "总结材料" in ask("follow_up", "10月10号呢").text
+
+
+@pytest.mark.parametrize("text", ["帮我订一间黄河金岸花园大酒店的房", "你直接帮我把活动信息填报了吧"])
+def test_errands_are_refused(ask, text):
+    reply = ask("ask_registration", text)
+    assert reply.kind == "refusal" and "不能替您办理" in reply.text
+
+
+def test_asking_for_information_is_not_an_errand(ask):
+    assert ask("ask_registration", "帮我看看怎么报名").kind == "answer"
+
+
+@pytest.mark.parametrize(("text", "detail"), [("第十一小学有停车位吗", "停车"), ("王晶晶是什么职务", "职务")])
+def test_details_the_notice_lacks(ask, text, detail):
+    intent = "ask_venue" if "小学" in text else "ask_contact"
+    reply = ask(intent, text)
+    assert reply.kind == "unstated" and detail in reply.text and "0955-8812005" in reply.text
