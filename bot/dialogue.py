@@ -212,6 +212,8 @@ def _registration(kb: KnowledgeSet, ents: Entities) -> Found:
 
 
 def _deadline(kb: KnowledgeSet, ents: Entities) -> Found:
+    if "event" in ents and "deadline" not in ents:
+        return _time(kb, ents)  # "主场活动到哪天" asks for the event's dates
     if "deadline" in ents:
         return Found(_ids("deadline", ents["deadline"]), {"deadline": ents["deadline"]})
     return Found(
@@ -283,7 +285,7 @@ RELEVANT: dict[str, tuple[str, ...]] = {
     "ask_main_content": ("content_item",),
     "ask_joint_actions": ("joint_action",),
     "ask_requirements": ("requirement",),
-    "ask_deadline": ("deadline",),
+    "ask_deadline": ("deadline", "event"),
     "ask_contact": ("contact",),
     "ask_registration": ("deadline", "platform"),
     "ask_app_download": ("platform",),
@@ -436,9 +438,11 @@ UNSTATED_DETAILS: list[tuple[re.Pattern[str], str]] = [
 # Question words that say what kind of answer is wanted, and the question types
 # ("family") that already give that kind of answer. Used when the classifier is
 # unsure, or sure of a type that contradicts the question word.
+NEXT_STEPS = re.compile(r"(以后|之后|完了|然后)(还)?(要|需要|得)?(干嘛|做什么|干啥|怎么办|做啥)")
 CUES: list[tuple[re.Pattern[str], str]] = [
+    (NEXT_STEPS, "next_steps"),
     (re.compile(r"在哪|哪里|哪儿|什么地方|地点|哪个学校|哪个酒店|哪所学校"), "ask_venue"),
-    (re.compile(r"什么时候|哪天|几号|几月几|日期|周几|星期几|礼拜几|哪两天|啥时候"), "ask_time"),
+    (re.compile(r"什么时候|哪天|几号|几月几|日期|周几|星期几|礼拜几|哪两天|啥时候|几点|几天"), "ask_time"),
     (re.compile(r"谁牵头|牵头单位|哪个单位牵头|谁负责|责任单位|主办"), "ask_organizer"),
     (re.compile(r"电话|手机|传真|邮箱|联系人|联系方式|怎么联系"), "ask_contact"),
     (re.compile(r"截止|最晚|期限|deadline|时间节点"), "ask_deadline"),
@@ -450,8 +454,9 @@ CUES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"发给|主送|通知对象|面向哪些|哪些单位"), "ask_audience"),
     (re.compile(r"搞啥|干啥|做啥|做什么|干什么|干嘛|讲了啥|说了啥|讲的啥|说的啥|讲了什么|说了什么|具体内容"),
      "ask_event_content"),
-    (re.compile(r"(以后|之后|完了|然后)(还)?(要|需要|得)?(干嘛|做什么|干啥|怎么办|做啥)"), "next_steps"),
 ]
+WHERE = CUES[1][0]
+WHEN = CUES[2][0]
 # A cue names a family; the family's first member is the question type it leads to.
 CUE_TARGET = {"next_steps": "ask_deadline"}
 CUE_FAMILY: dict[str, set[str]] = {
@@ -472,6 +477,11 @@ CUE_FAMILY: dict[str, set[str]] = {
                           "ask_main_activities", "ask_agenda", "ask_commendation", "ask_notice_overview",
                           "ask_registration", "ask_deadline", "ask_unstated", "ask_participants", "ask_basis"},
 }
+WEB_ADDRESS = re.compile(r"网站|网址|网页|链接|下载|app|客户端", re.IGNORECASE)
+# "第二部分讲了什么": the parts of the notice and the fact that sums each up.
+PART = re.compile(r"第\s*([一二三四五])\s*部分")
+PART_OVERVIEW = {"一": ["theme", "event.kepu_day.time"], "二": ["content.overview"], "三": ["main_activities"],
+                 "四": ["requirement.overview"], "五": ["registration.how", "deadline.summary", "commendation"]}
 STATUS_QUESTION = re.compile(
     r"现在还|还在(搞|办|进行|开|举办)|开完|结束了|过了没|还能(去|报|参加|交|填|登记|提交)|还来得及|"
     r"还可以(报|填|交|参加|登记|提交)|截止了(吗|没)|过期|晚了吗|来不及"
@@ -512,7 +522,10 @@ def cue_intent(turn: Turn, intent: str, topical: list[str]) -> str | None:
 
 def unstated_details(text: str) -> list[str]:
     """The details asked for in `text` that the notice does not give."""
-    return [label for pattern, label in UNSTATED_DETAILS if pattern.search(text)]
+    details = [label for pattern, label in UNSTATED_DETAILS if pattern.search(text)]
+    if WEB_ADDRESS.search(text):  # the website and the app link are in the notice
+        details = [d for d in details if d != "具体地址和路线"]
+    return details
 
 
 def _from_fallback(turn: Turn, ents: Entities, ctx: dict[str, Any]) -> str | None:
@@ -652,14 +665,23 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
     topical = [t for t in TOPICAL if t in ents]
     if intent in ("thank", "greet") and topical:
         intent = FOLLOW_UP_DEFAULT[topical[0]]  # "联系方式发我一下，谢谢" is a question
+    elif intent in ("thank", "greet") and typed and len(text) > 10:
+        cued = cue_intent(turn, "nlu_fallback", topical)  # "麻烦告诉我文件的全称，谢谢"
+        intent = cued or intent
     if intent in SMALLTALK:
         return _keep(_smalltalk(kb, intent), ctx)
     if intent == "out_of_scope" and typed and STATUS_QUESTION.search(text) and (
             ents or ctx.get("entities") or re.search(r"报|填|交|登记|提交", text)):
         return _status(kb, ents or dict(ctx.get("entities") or {}), today)
+    bare = re.sub(r"[\W_]+", "", text)
+    if typed and len(bare) <= 4 and ctx.get("entities") and not ents and intent not in SMALLTALK:
+        # "哪天？" / "在哪里" right after a question: the question word decides, whatever the classifier says.
+        short_cue = next((CUE_TARGET.get(name, name) for pattern, name in CUES if pattern.search(text)), None)
+        if short_cue in HANDLERS:
+            intent = short_cue
     if typed and intent not in SMALLTALK:
         cued = cue_intent(turn, intent, topical)
-        if cued and CUES[-1][0].search(text):
+        if cued and NEXT_STEPS.search(text):
             ents, topical = {}, []  # "填报完了以后还要干嘛": every later deadline, not the registration one
         intent = cued or intent
         has_cue = any(pattern.search(text) for pattern, _ in CUES)
@@ -675,6 +697,11 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
 
     # Ordinals ("第三项") and dates ("10月10号呢") name the answer directly.
     if typed and (intent in HANDLERS or intent in ("follow_up", "nlu_fallback")):
+        part = PART.search(text)
+        if part:
+            facts = [kb.facts[i] for i in PART_OVERVIEW[part.group(1)] if i in kb.facts]
+            return Reply("".join(render(f, kb, today) for f in facts) + citation(kb, facts),
+                         facts=[f.id for f in facts], context={"intent": intent, "entities": {}})
         ordinal = _ordinal(text, ctx)
         numbered = _ordinal_reply(kb, *ordinal, ctx, today) if ordinal else None
         if numbered:
@@ -713,11 +740,14 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
         intent = FOLLOW_UP_DEFAULT[topical[0]]
 
     event = _first(ents, "event")
-    if typed and intent in ("ask_time", "ask_venue") and event in ("main_event", "congress") and \
-            CUES[0][0].search(text) and CUES[1][0].search(text):
-        intent = "ask_event_content" if event == "main_event" else "ask_time"
-        if event == "congress":
-            ents["event"] = ["congress"]
+    if typed and intent in ("ask_time", "ask_venue") and event in ("main_event", "congress", "kepu_day") and \
+            WHERE.search(text) and WHEN.search(text):
+        # "哪天、在哪" in one question: both facts of the event.
+        if event == "main_event":
+            return _answer(kb, "ask_event_content", ents, ctx, today)
+        facts = [kb.facts[f"event.{event}.time"], kb.facts[f"event.{event}.venue"]]
+        return Reply("".join(render(f, kb, today) for f in facts) + citation(kb, facts), facts=[f.id for f in facts],
+                     context={"intent": "ask_time", "entities": {"event": [event]}})
     reply = _answer(kb, intent, ents, ctx, today)
     details = [d for d in details if not (d == "具体几点" and "没有写具体几点" in reply.text)]
     if details:
