@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-URL = os.environ.get("KEPU_TEST_URL", "http://127.0.0.1:5005")
+# KEPU_TEST_PORT runs the suite on another port (actions on port + 50), e.g. beside a dev server.
+PORT = int(os.environ.get("KEPU_TEST_PORT", "5005"))
+URL = f"http://127.0.0.1:{PORT}"
+ENV = {**os.environ, "RASA_PORT": str(PORT), "ACTIONS_PORT": str(PORT + 50)}
 
 
 def _ready() -> bool:
@@ -28,8 +31,8 @@ def live_url() -> str:
         pytest.fail("no trained model: run 'make train' first")
     started = False
     if not _ready():
-        subprocess.run([str(ROOT / "scripts" / "serve.sh"), "start"], check=True)
+        subprocess.run([str(ROOT / "scripts" / "serve.sh"), "start"], check=True, env=ENV)
         started = True
     yield URL
     if started:
-        subprocess.run([str(ROOT / "scripts" / "serve.sh"), "stop"], check=False)
+        subprocess.run([str(ROOT / "scripts" / "serve.sh"), "stop"], check=False, env=ENV)
