@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: run install kb generate train shell serve stop test test-deps lint validate pytest \
-        test-stories eval crossval bench clean
+        test-stories eval crossval bench bench-retrain clean
 
 ## run: install, build the knowledge base, train if needed, start everything (Ctrl-C stops)
 run: train
@@ -53,6 +53,7 @@ pytest: kb generate
 
 ## test: everything, from a fresh clone (CI calls this)
 test: test-deps train
+	@mkdir -p results
 	@$(PY) -m ruff check bot actions tests scripts
 	@$(RASA) data validate --domain domain.yml --data data --config config.yml 2>&1 | tail -3
 	@$(RASA) test core --model "$$(cat build/current_model)" --stories tests/test_stories.yml \
@@ -73,6 +74,10 @@ crossval: kb generate
 ## bench: latency, memory, start-up and training time (a benchmark, not a test)
 bench: train
 	@$(PY) -m tests.bench.bench
+
+## bench-retrain: add an FAQ, retrain and hot-swap the live server under load, then undo (results/bench_retrain.json)
+bench-retrain: train
+	@$(PY) -m tests.bench.bench_retrain
 
 clean:
 	rm -rf build results models .rasa
