@@ -53,9 +53,56 @@ def configure_app(*args: Any, **kwargs: Any) -> Sanic:
     return app
 
 
+def _fast_action_result_validation() -> None:
+    """Validate action server responses with a validator built once.
+
+    Rasa's RemoteAction calls jsonschema.validate() per action call, which
+    re-checks the (constant) schema every time: measured with py-spy at about
+    half of the server's time per message. The same schema and the same errors,
+    compiled once.
+    """
+    from jsonschema import ValidationError
+    from jsonschema.validators import validator_for
+    from rasa.core.actions.action import RemoteAction
+
+    schema = RemoteAction.action_response_format_spec()
+    validator = validator_for(schema)(schema)
+    original = RemoteAction._validate_action_result
+
+    def validate(self: RemoteAction, result: dict[str, Any]) -> bool:
+        try:
+            validator.validate(result)
+            return True
+        except ValidationError:
+            return original(self, result)  # Rasa's own error message
+
+    RemoteAction._validate_action_result = validate  # type: ignore[method-assign]
+
+
+def _sqlite_write_ahead_log() -> None:
+    """WAL journal and normal sync for SQLite tracker stores.
+
+    Each message reads and writes the conversation; with SQLite's default
+    rollback journal every write waits for two fsyncs. WAL keeps commits
+    durable against a process crash with far fewer syncs.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        if type(dbapi_connection).__module__.startswith("sqlite3"):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+
 def main() -> None:
     """Run Rasa's CLI with the project's routes added."""
     rasa.core.run.configure_app = configure_app
+    _fast_action_result_validation()
+    _sqlite_write_ahead_log()
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *sys.argv[1:]]

@@ -78,12 +78,19 @@ async def conversation(session: aiohttp.ClientSession, messages: list[str]) -> l
     return timings
 
 
-async def latency(users: int, per_user: int) -> list[float]:
+async def latency(users: int, per_user: int, per_conversation: int = 10) -> list[float]:
+    """Each user holds conversations of `per_conversation` messages, one after another."""
+    async def user(session: aiohttp.ClientSession, u: int) -> list[float]:
+        plan = [QUESTIONS[(u * 7 + i) % len(QUESTIONS)] for i in range(per_user)]
+        timings: list[float] = []
+        for start in range(0, per_user, per_conversation):
+            timings += await conversation(session, plan[start:start + per_conversation])
+        return timings
+
     async with aiohttp.ClientSession() as session:
         # Warm-up so first-call costs (graph, jieba, connection pools) are not counted.
         await conversation(session, QUESTIONS[:5])
-        plans = [[QUESTIONS[(u * 7 + i) % len(QUESTIONS)] for i in range(per_user)] for u in range(users)]
-        results = await asyncio.gather(*(conversation(session, plan) for plan in plans))
+        results = await asyncio.gather(*(user(session, u) for u in range(users)))
     return [t for r in results for t in r]
 
 
