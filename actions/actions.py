@@ -1,11 +1,14 @@
 """The one custom action: ask bot.dialogue for the reply and send it.
 
 All facts come from the knowledge database through bot.knowledge; nothing is
-phrased here.
+phrased here. Staff FAQs (retrieval intent `faq`, chosen by the
+ResponseSelector) are looked up by id in the same database and phrased by
+bot.faq.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from typing import Any
@@ -14,7 +17,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.dialogue import Turn, respond
+from bot.dialogue import Reply, Turn, respond
+from bot.faq import MIN_CONFIDENCE, RETRIEVAL_INTENT, faq_reply, selected_faq
+from bot.knowledge.answers import short
+from bot.knowledge.model import KnowledgeSet
 from bot.knowledge.store import shared_repository
 from bot.text import normalize
 
@@ -50,6 +56,24 @@ def turn_from_tracker(tracker: Tracker) -> Turn:
     )
 
 
+def answer_faq(kb: KnowledgeSet, tracker: Tracker, turn: Turn, day: dt.date) -> Reply:
+    """The reply to a message classified as the retrieval intent `faq`.
+
+    The selected FAQ's answer comes from the knowledge database. An unsure
+    selection (confidence below MIN_CONFIDENCE) or an id the database does not
+    know (an FAQ removed while the previous model still serves) is handled as
+    a message that was not understood.
+    """
+    faq_id, confidence = selected_faq(tracker.latest_message or {})
+    faq = next((f for f in kb.faqs if f.id == faq_id), None) if faq_id else None
+    if faq is None or confidence < MIN_CONFIDENCE:
+        ranking = [(name, conf) for name, conf in turn.ranking if name != RETRIEVAL_INTENT]
+        fallback = dataclasses.replace(turn, intent="nlu_fallback", confidence=confidence, ranking=ranking)
+        return respond(kb, fallback, day)
+    phone = short(kb.facts["contact.phone"], kb) if "contact.phone" in kb.facts else "咨询电话"
+    return Reply(faq_reply(faq, day, phone), context={}, kind="answer")
+
+
 class ActionAnswer(Action):
     """Answers every question from the knowledge base."""
 
@@ -61,7 +85,12 @@ class ActionAnswer(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         """Send the reply and remember the conversation's topic."""
-        reply = respond(shared_repository().get(), turn_from_tracker(tracker), today())
+        kb = shared_repository().get()
+        turn = turn_from_tracker(tracker)
+        if turn.intent == RETRIEVAL_INTENT:
+            reply = answer_faq(kb, tracker, turn, today())
+        else:
+            reply = respond(kb, turn, today())
         buttons = [{"title": title, "payload": payload} for title, payload in reply.buttons]
         dispatcher.utter_message(text=reply.text, buttons=buttons or None)
         return [SlotSet("context", reply.context), SlotSet("reply_kind", reply.kind)]

@@ -5,6 +5,10 @@ Facts and vocabulary live once, in knowledge/. This writes:
   for the RegexFeaturizer and the KnowledgeEntityExtractor;
 - data/generated/examples.yml: templated questions naming every entity value,
   so each intent is seen with the notice's own vocabulary;
+- data/generated/faq.yml: the staff FAQs of knowledge/faq.yml as the retrieval
+  intents faq/<id> (for the ResponseSelector), with one utter_faq/<id> response
+  each (Rasa merges responses found in training data into the domain). The
+  response text is only a marker: the action answers from the knowledge database;
 - build/jieba/userdict.txt: every alias as one jieba word.
 """
 
@@ -84,6 +88,22 @@ def examples(kb: KnowledgeSet) -> list[dict]:
     ]
 
 
+FAQ_RESPONSE_MARKER = "（常见问题 {id}：答复以知识库为准）"
+
+
+def faq_training_data(kb: KnowledgeSet) -> dict:
+    """The FAQs as Rasa training data: retrieval intent examples and marker responses."""
+    doc: dict = {"version": "3.1"}
+    if not kb.faqs:
+        return doc
+    doc["nlu"] = [
+        {"intent": f"faq/{faq.id}", "examples": _Literal("".join(f"- {q}\n" for q in faq.questions))}
+        for faq in kb.faqs
+    ]
+    doc["responses"] = {f"utter_faq/{faq.id}": [{"text": FAQ_RESPONSE_MARKER.format(id=faq.id)}] for faq in kb.faqs}
+    return doc
+
+
 def jieba_dictionary(kb: KnowledgeSet) -> str:
     """jieba user dictionary lines: 'word freq tag'."""
     words = {a for values in kb.entities.values() for ev in values.values() for a in ev.aliases}
@@ -99,6 +119,7 @@ def write(kb: KnowledgeSet, root: Path = ROOT) -> list[Path]:
     files = {
         out_dir / "lookups.yml": {"version": "3.1", "nlu": lookups(kb)},
         out_dir / "examples.yml": {"version": "3.1", "nlu": examples(kb)},
+        out_dir / "faq.yml": faq_training_data(kb),
     }
     for path, doc in files.items():
         body = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=1000)

@@ -14,8 +14,22 @@ find_python() {
   return 1
 }
 
+# The staff command: .venv/bin/bot runs `python -m bot.cli` from this checkout
+# (rewritten only when its content changes, so re-running stays idempotent).
+install_bot_command() {
+  local target=.venv/bin/bot tmp
+  tmp=$(mktemp)
+  cat > "$tmp" <<WRAPPER
+#!/usr/bin/env bash
+# Staff command of the 科普日 assistant (written by scripts/install.sh).
+export PYTHONPATH="$PWD\${PYTHONPATH:+:\$PYTHONPATH}"
+exec "$PWD/.venv/bin/python" -m bot.cli "\$@"
+WRAPPER
+  if ! cmp -s "$tmp" "$target"; then mv "$tmp" "$target"; chmod 755 "$target"; else rm -f "$tmp"; fi
+}
+
 stamp=".venv/.installed-$(sha256sum requirements.lock | cut -c1-16)"
-if [ -f "$stamp" ]; then exit 0; fi
+if [ -f "$stamp" ]; then install_bot_command; exit 0; fi
 
 if [ ! -x .venv/bin/python ]; then
   if ! py=$(find_python); then
@@ -34,3 +48,4 @@ pip_install -r requirements.lock
 rm -f .venv/.installed-*
 touch "$stamp"
 echo "dependencies installed"
+install_bot_command

@@ -22,6 +22,7 @@ from bot.knowledge.model import (
     Question,
     Source,
 )
+from bot.text import normalize
 
 FACT_FIELDS = {
     "id", "title", "answer", "short", "source", "date", "end_date",
@@ -190,36 +191,140 @@ def _questions(doc: dict[str, Any], file: str) -> list[Question]:
     return out
 
 
+FAQ_FIELDS = {"id", "questions", "answer", "source", "valid_until"}
+FAQ_MIN_QUESTIONS = 3
+_NOT_WORD = re.compile(r"[\W_]+")
+_ANNOTATION = re.compile(r"\[([^\]]*)\]\([^)]*\)|\[([^\]]*)\]\{[^}]*\}")
+
+
+def question_key(text: str) -> str:
+    """How two example questions are compared: normalised, case and punctuation ignored."""
+    return _NOT_WORD.sub("", normalize(text).lower())
+
+
+def _faq_questions(raw: Any, file: str, entry: str) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        raise KnowledgeError(file, entry, f"questions 必须是列表（至少{FAQ_MIN_QUESTIONS}个示例问题）")
+    questions: list[str] = []
+    seen: dict[str, str] = {}
+    for i, q in enumerate(raw):
+        if not isinstance(q, str) or not q.strip():
+            raise KnowledgeError(file, entry, f"第{i + 1}个示例问题为空或不是文字")
+        q = " ".join(q.split())
+        key = question_key(q)
+        if not key:
+            raise KnowledgeError(file, entry, f"示例问题“{q}”没有文字内容")
+        if key in seen:
+            raise KnowledgeError(file, entry, f"示例问题“{q}”与本条的“{seen[key]}”重复")
+        seen[key] = q
+        questions.append(q)
+    if len(questions) < FAQ_MIN_QUESTIONS:
+        raise KnowledgeError(file, entry, f"至少需要{FAQ_MIN_QUESTIONS}个示例问题（现在只有{len(questions)}个）")
+    return tuple(questions)
+
+
 def _faqs(doc: dict[str, Any], file: str) -> list[Faq]:
     items = doc.get("faqs") or []
     if not isinstance(items, list):
         raise KnowledgeError(file, "", "faqs 必须是列表")
-    out, seen = [], set()
+    out: list[Faq] = []
+    seen: set[str] = set()
+    owner: dict[str, tuple[str, str]] = {}  # question key -> (faq id, question)
     for i, raw in enumerate(items):
         if not isinstance(raw, dict):
             raise KnowledgeError(file, f"#{i + 1}", "必须是映射")
         entry = str(raw.get("id") or f"#{i + 1}")
+        unknown = set(raw) - FAQ_FIELDS
+        if unknown:
+            raise KnowledgeError(file, entry, f"未知字段：{', '.join(sorted(map(str, unknown)))}")
         fid = _text(raw.get("id"), file, entry, "id")
         if not re.fullmatch(r"[a-z][a-z0-9_]*", fid):
-            raise KnowledgeError(file, entry, "id 只能由小写字母、数字和下划线组成")
+            raise KnowledgeError(file, entry, "id 只能由小写字母、数字和下划线组成，并以字母开头")
         if fid in seen:
             raise KnowledgeError(file, entry, "id 重复")
         seen.add(fid)
-        questions = raw.get("questions") or []
-        if not isinstance(questions, list) or len([q for q in questions if isinstance(q, str) and q.strip()]) < 3:
-            raise KnowledgeError(file, entry, "至少需要三个示例问题")
+        questions = _faq_questions(raw.get("questions"), file, entry)
+        for q in questions:
+            other = owner.get(question_key(q))
+            if other:
+                raise KnowledgeError(file, entry, f"示例问题“{q}”与常见问题 {other[0]} 的“{other[1]}”相同")
+        for q in questions:
+            owner[question_key(q)] = (fid, q)
+        source = raw.get("source")
+        if source is not None and not isinstance(source, str):
+            raise KnowledgeError(file, entry, "source 必须是文字")
         out.append(Faq(
             id=fid,
-            questions=tuple(q.strip() for q in questions),
+            questions=questions,
             answer=_text(raw.get("answer"), file, entry, "answer"),
-            source=str(raw.get("source") or ""),
+            source=" ".join((source or "").split()),
             valid_until=_date(raw.get("valid_until"), file, entry, "valid_until"),
         ))
     return out
 
 
-def load_knowledge(directory: str | Path) -> KnowledgeSet:
-    """Read every knowledge file of `directory`; raise KnowledgeError on any problem."""
+def read_faqs(path: str | Path) -> list[Faq]:
+    """The FAQs of one faq.yml, validated on their own (an absent file has none)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return _faqs(_read_yaml(path), path.name)
+
+
+def nlu_examples(data_dir: str | Path) -> dict[str, tuple[str, str, str]]:
+    """Every intent example of the Rasa training data, by question key -> (intent, text, file).
+
+    Retrieval intents (faq/...) and data/generated/faq.yml are left out: they are
+    the FAQs themselves.
+    """
+    data_dir = Path(data_dir)
+    found: dict[str, tuple[str, str, str]] = {}
+    for path in sorted(data_dir.rglob("*.yml")):
+        rel = path.relative_to(data_dir).as_posix()
+        if rel == "generated/faq.yml":
+            continue
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError):
+            continue  # Rasa's own validation reports broken training files
+        items = doc.get("nlu") if isinstance(doc, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("examples"), str):
+                continue
+            intent = str(item.get("intent") or "")
+            if not intent or intent == "faq" or intent.startswith("faq/"):
+                continue
+            for line in item["examples"].splitlines():
+                line = line.strip()
+                if not line.startswith("- "):
+                    continue
+                text = _ANNOTATION.sub(lambda m: m.group(1) or m.group(2) or "", line[2:])
+                key = question_key(text)
+                if key:
+                    found.setdefault(key, (intent, text.strip(), f"data/{rel}"))
+    return found
+
+
+def check_faq_examples(faqs: list[Faq], data_dir: str | Path) -> None:
+    """Raise KnowledgeError when an FAQ question is identical to another intent's training example."""
+    examples = nlu_examples(data_dir)
+    for faq in faqs:
+        for q in faq.questions:
+            hit = examples.get(question_key(q))
+            if hit:
+                intent, text, file = hit
+                raise KnowledgeError(
+                    "faq.yml", faq.id, f"示例问题“{q}”与 {file} 中意图 {intent} 的示例“{text}”相同，请换一种问法或删去"
+                )
+
+
+def load_knowledge(directory: str | Path, data_dir: str | Path | None = None) -> KnowledgeSet:
+    """Read every knowledge file of `directory`; raise KnowledgeError on any problem.
+
+    FAQ questions are also checked against the intent examples of the Rasa
+    training data in `data_dir` (default: the `data/` folder next to
+    `directory`, when there is one).
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise KnowledgeError(str(directory), "", "知识库目录不存在")
@@ -248,6 +353,10 @@ def load_knowledge(directory: str | Path) -> KnowledgeSet:
     faqs = _faqs(docs["faq.yml"], "faq.yml") if "faq.yml" in docs else []
     kb = KnowledgeSet(sources=sources, facts=facts, entities=entities, questions=questions, faqs=faqs)
     _check_links(kb)
+    if data_dir is None and (directory.parent / "data").is_dir():
+        data_dir = directory.parent / "data"
+    if faqs and data_dir is not None:
+        check_faq_examples(faqs, data_dir)
     return kb
 
 

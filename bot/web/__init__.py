@@ -136,3 +136,7 @@ def register(app: Sanic) -> None:
     app.add_route(widget_hot, "/widget/hot", methods=["GET"], name="kepu_widget_hot")
     app.add_route(widget_feedback, "/widget/feedback", methods=["POST"], name="kepu_widget_feedback")
     app.add_route(widget_asset, "/widget/<name:path>", methods=["GET"], name="kepu_widget_asset")
+
+    from bot.web.admin import register_admin  # the staff admin page at /admin
+
+    register_admin(app)

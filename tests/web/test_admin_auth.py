@@ -1,0 +1,165 @@
+"""Staff accounts, sessions and lock-out (bot/web/admin_auth.py) on a temporary
+SQLite database, plus the `python -m bot.web.admin` account commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.knowledge.store import make_engine
+from bot.web import admin, admin_auth
+from bot.web.admin_auth import (
+    LOCK_SECONDS,
+    MAX_FAILURES,
+    SESSION_SECONDS,
+    AdminAuth,
+    AuthError,
+    hash_password,
+    sessions_table,
+    users_table,
+    verify_password,
+)
+
+PASSWORD = "正确的密码-correct-horse"
+
+
+class Clock:
+    """A settable clock for expiry and lock-out tests."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture()
+def auth(tmp_path: Path, clock: Clock) -> AdminAuth:
+    store = AdminAuth(make_engine(f"sqlite:///{tmp_path / 'admin.db'}"), clock=clock)
+    store.create_user("zhangsan", PASSWORD)
+    return store
+
+
+def test_password_hash_is_salted_scrypt_and_verifies() -> None:
+    first, second = hash_password(PASSWORD), hash_password(PASSWORD)
+    assert first.startswith("scrypt$32768$8$1$") and first != second  # per-user random salt
+    assert PASSWORD not in first
+    assert verify_password(PASSWORD, first) and verify_password(PASSWORD, second)
+    assert not verify_password(PASSWORD + "x", first)
+    assert not verify_password(PASSWORD, "pbkdf2$garbage")
+    assert not verify_password(PASSWORD, "")
+
+
+def test_only_the_hash_is_stored(auth: AdminAuth) -> None:
+    with auth.engine.connect() as conn:
+        row = conn.execute(select(users_table)).one()
+    assert row.name == "zhangsan" and PASSWORD not in row.password_hash
+
+
+def test_weak_password_and_bad_names_are_refused(auth: AdminAuth) -> None:
+    with pytest.raises(AuthError, match="至少"):
+        auth.create_user("lisi", "short")
+    with pytest.raises(AuthError, match="用户名"):
+        auth.create_user("a b<script>", PASSWORD)
+    with pytest.raises(AuthError, match="已存在"):
+        auth.create_user("zhangsan", PASSWORD)
+    assert auth.user_names() == ["zhangsan"]
+
+
+def test_login_creates_a_server_side_session(auth: AdminAuth, clock: Clock) -> None:
+    result = auth.login("zhangsan", PASSWORD, "10.0.0.1")
+    assert result.token and result.session and result.message == ""
+    session = auth.session(result.token)
+    assert session is not None and session.user == "zhangsan" and len(session.csrf) >= 32
+    with auth.engine.connect() as conn:
+        stored = conn.execute(select(sessions_table.c.token_hash)).scalar_one()
+    assert stored != result.token  # only the token's hash is kept
+    assert auth.session("forged-token") is None
+    clock.now += SESSION_SECONDS + 1
+    assert auth.session(result.token) is None  # expired
+
+
+def test_logout_and_user_removal_end_the_session(auth: AdminAuth) -> None:
+    token = auth.login("zhangsan", PASSWORD, "10.0.0.1").token
+    auth.end_session(token)
+    assert auth.session(token) is None
+    token = auth.login("zhangsan", PASSWORD, "10.0.0.1").token
+    auth.set_password("zhangsan", PASSWORD + "-new")
+    assert auth.session(token) is None
+    token = auth.login("zhangsan", PASSWORD + "-new", "10.0.0.1").token
+    assert auth.delete_user("zhangsan")
+    assert auth.session(token) is None
+
+
+def test_wrong_password_message_does_not_say_which_part(auth: AdminAuth) -> None:
+    wrong = auth.login("zhangsan", "not-the-password", "10.0.0.1")
+    unknown = auth.login("nobody", "not-the-password", "10.0.0.2")
+    assert wrong.token is None and unknown.token is None
+    assert wrong.message == unknown.message == "用户名或密码错误，请重新输入。"
+
+
+def test_five_failures_lock_the_user_for_15_minutes(auth: AdminAuth, clock: Clock) -> None:
+    for attempt in range(MAX_FAILURES):
+        result = auth.login("zhangsan", "wrong-password", f"10.0.1.{attempt}")
+    assert result.locked and "锁定" in result.message and "15 分钟" in result.message
+    # Even the right password is refused while locked, from any address.
+    refused = auth.login("zhangsan", PASSWORD, "10.9.9.9")
+    assert refused.token is None and refused.locked and not refused.attempted
+    clock.now += LOCK_SECONDS + 1
+    assert auth.login("zhangsan", PASSWORD, "10.9.9.9").token
+
+
+def test_five_failures_lock_the_address(auth: AdminAuth, clock: Clock) -> None:
+    auth.create_user("lisi", PASSWORD)
+    for attempt in range(MAX_FAILURES):
+        auth.login(f"guess{attempt}", "wrong-password", "10.0.0.66")
+    locked = auth.login("lisi", PASSWORD, "10.0.0.66")
+    assert locked.token is None and locked.locked
+    assert auth.login("lisi", PASSWORD, "10.0.0.67").token  # another address is fine
+    assert auth.unlock("10.0.0.66") == MAX_FAILURES
+    assert auth.login("lisi", PASSWORD, "10.0.0.66").token
+
+
+def test_success_resets_the_user_counter(auth: AdminAuth) -> None:
+    for _ in range(MAX_FAILURES - 1):
+        auth.login("zhangsan", "wrong-password", "10.0.0.1")
+    assert auth.login("zhangsan", PASSWORD, "10.0.0.2").token
+    for _ in range(MAX_FAILURES - 1):
+        auth.login("zhangsan", "wrong-password", "10.0.0.3")
+    assert auth.login("zhangsan", PASSWORD, "10.0.0.4").token
+
+
+def test_bootstrap_only_when_there_is_no_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = AdminAuth(make_engine(f"sqlite:///{tmp_path / 'boot.db'}"))
+    monkeypatch.delenv("KEPU_ADMIN_USER", raising=False)
+    monkeypatch.delenv("KEPU_ADMIN_PASSWORD", raising=False)
+    assert not admin_auth.bootstrap_from_env(store) and store.user_count() == 0
+    monkeypatch.setenv("KEPU_ADMIN_USER", "admin")
+    monkeypatch.setenv("KEPU_ADMIN_PASSWORD", PASSWORD)
+    assert admin_auth.bootstrap_from_env(store)
+    assert store.user_names() == ["admin"]
+    monkeypatch.setenv("KEPU_ADMIN_USER", "second")
+    assert not admin_auth.bootstrap_from_env(store)
+    assert store.user_names() == ["admin"]
+
+
+def test_create_user_command_prompts_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    store = AdminAuth(make_engine(f"sqlite:///{tmp_path / 'cli.db'}"))
+    monkeypatch.setattr(admin, "shared_auth", lambda: store)
+    monkeypatch.setattr(admin.AdminSite, "audit", staticmethod(lambda *args: None))
+    answers = iter([PASSWORD, PASSWORD, PASSWORD, "different-password"])
+    monkeypatch.setattr(admin.getpass, "getpass", lambda prompt="": next(answers))
+    assert admin.main(["create-user", "wangwu"]) == 0
+    assert "已添加工作人员账号：wangwu" in capsys.readouterr().out
+    assert store.login("wangwu", PASSWORD, "10.0.0.1").token
+    assert admin.main(["create-user", "zhaoliu"]) == 1
+    assert "两次输入的密码不一致" in capsys.readouterr().err
+    assert store.user_names() == ["wangwu"]

@@ -1,0 +1,93 @@
+"""Admin page helpers without a server: the retrain job (with the test-only fake),
+the gate summary, audit details, times and the origin check."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from bot.web import admin
+
+
+def run_job(monkeypatch: pytest.MonkeyPatch, mode: str) -> tuple[dict, list[tuple[str, str, str]]]:
+    monkeypatch.setenv("KEPU_ADMIN_FAKE_RETRAIN", mode)
+    monkeypatch.setenv("KEPU_ADMIN_FAKE_RETRAIN_DELAY", "0.01")
+    job = admin.RetrainJob()
+    audited: list[tuple[str, str, str]] = []
+    assert job.start("zhangsan", False, lambda *row: audited.append(row))
+    assert not job.start("lisi", False, lambda *row: audited.append(row))  # one at a time
+    job.join(10)
+    return job.snapshot(), audited
+
+
+def test_fake_retrain_deploys(monkeypatch: pytest.MonkeyPatch) -> None:
+    status, audited = run_job(monkeypatch, "1")
+    assert status["state"] == "done" and status["fake"] and status["progress"] == 1.0
+    assert [s["label"] for s in status["steps"]][:3] == ["检查知识库", "生成训练数据", "训练模型"]
+    assert status["result"]["deployed"] and status["result"]["model"] == "models/fake-test-model.tar.gz"
+    assert ["质量门", "通过"] in status["result"]["gate_rows"]
+    assert [a[:2] for a in audited] == [("zhangsan", "retrain.start"), ("zhangsan", "retrain.done")]
+    assert "已部署新模型" in audited[1][2]
+
+
+def test_fake_retrain_rejected_by_the_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    status, audited = run_job(monkeypatch, "reject")
+    assert status["state"] == "done" and not status["result"]["deployed"]
+    assert ["质量门", "未通过"] in status["result"]["gate_rows"]
+    assert "未部署新模型" in audited[-1][2]
+    assert "未部署新模型" in admin.AdminSite()._verdict_html(status)
+
+
+def test_failed_retrain_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    status, audited = run_job(monkeypatch, "fail")
+    assert status["state"] == "failed" and "重新训练失败" in status["error"]
+    assert audited[-1][1] == "retrain.failed"
+
+
+def test_gate_rows_of_the_real_gate_shape() -> None:
+    gate = {"candidate": {"accuracy": 0.9}, "live": None, "candidate_accuracy": 0.9123, "live_accuracy": None,
+            "checks": [{"question": "新问题一", "ok": True}, {"question": "新问题二", "ok": False}],
+            "passed": False}
+    rows = admin.gate_rows(gate)
+    assert rows == [["质量门", "未通过"], ["候选模型准确率", "91.2%"], ["线上模型准确率", "无（没有线上模型可比）"],
+                    ["新问题检查", "共 2 项，未通过 1 项：“新问题二”"]]
+
+
+def test_audit_details_read_like_sentences() -> None:
+    add = json.dumps({"id": "parking", "entry": {"questions": ["能停车吗", "b", "c"]}}, ensure_ascii=False)
+    assert admin._audit_detail(add) == "编号 parking；问法“能停车吗”等"
+    update = json.dumps({"id": "parking", "before": {"answer": "a", "questions": ["q"]},
+                         "after": {"answer": "b", "questions": ["q"]}}, ensure_ascii=False)
+    assert admin._audit_detail(update).endswith("修改了答案")
+    rollback = json.dumps({"from": "models/b.tar.gz", "to": "models/a.tar.gz", "servers": []})
+    assert admin._audit_detail(rollback) == "从 models/b.tar.gz 回滚到 models/a.tar.gz"
+    assert admin._audit_detail("登录成功") == "登录成功"
+
+
+def test_times_are_shown_in_china_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEPU_TIMEZONE", raising=False)
+    assert admin._fmt_time(dt.datetime(2021, 9, 17, 6, 30)) == "2021-09-17 14:30"  # naive = UTC
+    assert admin._fmt_time("2021-09-17T06:30:00+00:00") == "2021-09-17 14:30"
+    assert admin._fmt_time("2021-09-17") == "2021-09-17"
+    assert admin._fmt_time(dt.date(2030, 12, 31)) == "2030-12-31"
+    assert admin._fmt_time(None) == ""
+
+
+@pytest.mark.parametrize(("headers", "ok"), [
+    ({"host": "gov.example:5005", "origin": "http://gov.example:5005"}, True),
+    ({"host": "gov.example:5005", "origin": "https://evil.example"}, False),
+    ({"host": "gov.example:5005", "origin": "null", "referer": "http://gov.example:5005/admin/faq"}, True),
+    ({"host": "gov.example:5005", "referer": "http://gov.example.evil.example/"}, False),
+    ({"host": "gov.example:5005"}, False),
+])
+def test_origin_check(headers: dict[str, str], ok: bool) -> None:
+    assert admin._origin_ok(SimpleNamespace(headers=headers)) is ok  # type: ignore[arg-type]
+
+
+def test_safe_next_stays_on_the_admin_page() -> None:
+    assert admin._safe_next("/admin/audit") == "/admin/audit"
+    for target in ("https://evil.example/", "//evil.example/admin", "/admin\\\\evil", None, "/widget/x"):
+        assert admin._safe_next(target) == "/admin/faq"
