@@ -5,6 +5,8 @@ RASA := .venv/bin/rasa
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
+# Reproducible training: Rasa's graph cache changes the trained model (see scripts/train.sh).
+export RASA_MAX_CACHE_SIZE := 0
 
 .PHONY: run install kb generate train shell serve stop test test-deps lint validate pytest \
         test-stories eval crossval bench bench-retrain clean
@@ -46,7 +48,10 @@ lint: install
 	@$(PY) -m ruff check bot actions tests scripts
 
 validate: train
-	@$(RASA) data validate --domain domain.yml --data data --config config.yml --fail-on-warnings 2>&1 | tail -5
+	@mkdir -p results
+	@$(RASA) data validate --domain domain.yml --data data --config config.yml --fail-on-warnings \
+	   >results/validate.log 2>&1 || { tail -30 results/validate.log; exit 1; }
+	@tail -3 results/validate.log
 
 pytest: kb generate
 	@$(PY) -m pytest -q tests -m "not e2e"
@@ -55,7 +60,9 @@ pytest: kb generate
 test: test-deps train
 	@mkdir -p results
 	@$(PY) -m ruff check bot actions tests scripts
-	@$(RASA) data validate --domain domain.yml --data data --config config.yml 2>&1 | tail -3
+	@$(RASA) data validate --domain domain.yml --data data --config config.yml --fail-on-warnings \
+	   >results/validate.log 2>&1 || { tail -30 results/validate.log; exit 1; }
+	@tail -3 results/validate.log
 	@$(RASA) test core --model "$$(cat build/current_model)" --stories tests/test_stories.yml \
 	   --endpoints endpoints.yml --fail-on-prediction-errors --out results/core >/dev/null 2>results/core.log \
 	   || { tail -30 results/core.log; cat results/core/failed_test_stories.yml 2>/dev/null; exit 1; }

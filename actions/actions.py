@@ -18,7 +18,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.dialogue import Reply, Turn, respond
-from bot.faq import MIN_CONFIDENCE, RETRIEVAL_INTENT, faq_reply, selected_faq
+from bot.faq import MIN_CONFIDENCE, RETRIEVAL_INTENT, faq_reply, matcher_for, selected_faq, unsure
 from bot.knowledge.answers import short
 from bot.knowledge.model import KnowledgeSet
 from bot.knowledge.store import shared_repository
@@ -69,9 +69,27 @@ def answer_faq(kb: KnowledgeSet, tracker: Tracker, turn: Turn, day: dt.date) -> 
     if faq is None or confidence < MIN_CONFIDENCE:
         ranking = [(name, conf) for name, conf in turn.ranking if name != RETRIEVAL_INTENT]
         fallback = dataclasses.replace(turn, intent="nlu_fallback", confidence=confidence, ranking=ranking)
-        return respond(kb, fallback, day)
-    phone = short(kb.facts["contact.phone"], kb) if "contact.phone" in kb.facts else "咨询电话"
-    return Reply(faq_reply(faq, day, phone), context={}, kind="answer")
+        return matched_faq(kb, fallback, day) or respond(kb, fallback, day)
+    return Reply(faq_reply(faq, day, _phone(kb)), context={}, kind="answer")
+
+
+def matched_faq(kb: KnowledgeSet, turn: Turn, day: dt.date) -> Reply | None:
+    """An FAQ's reply when the model is unsure and the message closely matches the FAQ's questions.
+
+    This is how an FAQ added by staff answers before the retrained model knows
+    it (bot.faq.FaqMatcher); None when nothing matches well enough.
+    """
+    if not kb.faqs or not unsure(turn.intent, turn.confidence):
+        return None
+    found = matcher_for(kb.faqs).match(turn.text)
+    faq = next((f for f in kb.faqs if found and f.id == found.faq_id), None)
+    if faq is None:
+        return None
+    return Reply(faq_reply(faq, day, _phone(kb)), context={}, kind="answer")
+
+
+def _phone(kb: KnowledgeSet) -> str:
+    return short(kb.facts["contact.phone"], kb) if "contact.phone" in kb.facts else "咨询电话"
 
 
 class ActionAnswer(Action):
@@ -90,7 +108,7 @@ class ActionAnswer(Action):
         if turn.intent == RETRIEVAL_INTENT:
             reply = answer_faq(kb, tracker, turn, today())
         else:
-            reply = respond(kb, turn, today())
+            reply = matched_faq(kb, turn, today()) or respond(kb, turn, today())
         buttons = [{"title": title, "payload": payload} for title, payload in reply.buttons]
         dispatcher.utter_message(text=reply.text, buttons=buttons or None)
         return [SlotSet("context", reply.context), SlotSet("reply_kind", reply.kind)]

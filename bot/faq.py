@@ -10,10 +10,19 @@ response texts Rasa keeps in its domain.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bot.knowledge.answers import fmt_date
 from bot.knowledge.model import Faq
+from bot.knowledge.store import ROOT
+from bot.text import normalize
 
 RETRIEVAL_INTENT = "faq"
 # Below this selector confidence the FAQ is not trusted; the dialogue treats the
@@ -67,3 +76,118 @@ def faq_reply(faq: Faq, today: dt.date, phone: str) -> str:
     if faq.source:
         text += f"（依据：常见问题 {faq.source}）"
     return text
+
+
+# -- matching without the model ----------------------------------------------
+#
+# A new FAQ answers as soon as the knowledge database has it, before a retrain
+# teaches the model its wording: when the model is unsure about a message (or
+# reads it as out of scope), the message is compared with the FAQs' example
+# questions by character bigrams, weighted by how rare each bigram is in the
+# whole training data. A match must cover most of the message and share at
+# least one bigram that no other intent's example uses -- so questions about
+# the notice itself and unrelated questions never land on an FAQ by accident.
+
+MATCH_MIN_SCORE = 0.5
+# The model is "unsure" below this intent confidence.
+UNSURE_CONFIDENCE = 0.6
+_NOT_TEXT = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fffA-Za-z0-9]+")
+
+
+def bigrams(text: str) -> set[str]:
+    """Character bigrams of the normalised text, without punctuation or spaces."""
+    compact = _NOT_TEXT.sub("", normalize(text)).lower()
+    if len(compact) < 2:
+        return {compact} if compact else set()
+    return {compact[i:i + 2] for i in range(len(compact) - 1)}
+
+
+@dataclass(frozen=True)
+class FaqMatch:
+    """The best FAQ for a message and how well it matched (0..1)."""
+
+    faq_id: str
+    score: float
+
+
+class FaqMatcher:
+    """Bigram matching of messages against the FAQs' example questions."""
+
+    def __init__(self, faqs: Iterable[Faq], background: Iterable[str]) -> None:
+        self._grams: dict[str, set[str]] = {}
+        documents: list[set[str]] = []
+        for faq in faqs:
+            per_question = [bigrams(q) for q in faq.questions]
+            self._grams[faq.id] = set().union(*per_question) if per_question else set()
+            documents.extend(per_question)
+        self._others: set[str] = set()
+        for text in background:
+            grams = bigrams(text)
+            self._others |= grams
+            documents.append(grams)
+        df: dict[str, int] = {}
+        for grams in documents:
+            for g in grams:
+                df[g] = df.get(g, 0) + 1
+        self._n = len(documents)
+        self._df = df
+
+    def weight(self, gram: str) -> float:
+        """Inverse document frequency: rare bigrams say more."""
+        return math.log((self._n + 1) / (self._df.get(gram, 0) + 1)) + 1.0
+
+    def match(self, text: str) -> FaqMatch | None:
+        """The best FAQ at or above MATCH_MIN_SCORE, or None."""
+        grams = bigrams(text)
+        total = sum(self.weight(g) for g in grams)
+        if not grams or total <= 0:
+            return None
+        best: FaqMatch | None = None
+        for faq_id, known in self._grams.items():
+            shared = grams & known
+            if not shared or not (shared - self._others):
+                continue
+            score = sum(self.weight(g) for g in shared) / total
+            if score >= MATCH_MIN_SCORE and (best is None or score > best.score):
+                best = FaqMatch(faq_id, round(score, 3))
+        return best
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("KEPU_DATA_DIR") or ROOT / "data")
+
+
+@functools.lru_cache(maxsize=4)
+def _background(data_dir: str, stamp: float) -> tuple[str, ...]:
+    from bot.knowledge.loader import nlu_examples
+
+    return tuple(text for _, text, _ in nlu_examples(data_dir).values())
+
+
+def _stamp(data_dir: Path) -> float:
+    try:
+        return max((p.stat().st_mtime for p in data_dir.rglob("*.yml")), default=0.0)
+    except OSError:
+        return 0.0
+
+
+_MATCHERS: dict[tuple, FaqMatcher] = {}
+
+
+def matcher_for(faqs: Iterable[Faq]) -> FaqMatcher:
+    """A matcher for these FAQs against the training data in KEPU_DATA_DIR (default data/), cached."""
+    faqs = tuple(faqs)
+    data_dir = _data_dir()
+    background = _background(str(data_dir), _stamp(data_dir))
+    key = (tuple((f.id, f.questions) for f in faqs), id(background))
+    found = _MATCHERS.get(key)
+    if found is None:
+        if len(_MATCHERS) > 8:
+            _MATCHERS.clear()
+        found = _MATCHERS[key] = FaqMatcher(faqs, background)
+    return found
+
+
+def unsure(intent: str, confidence: float) -> bool:
+    """True when the model's reading of a message should not be trusted over an FAQ match."""
+    return intent in ("nlu_fallback", "out_of_scope", RETRIEVAL_INTENT) or confidence < UNSURE_CONFIDENCE
