@@ -483,7 +483,7 @@ PART = re.compile(r"第\s*([一二三四五])\s*部分")
 PART_OVERVIEW = {"一": ["theme", "event.kepu_day.time"], "二": ["content.overview"], "三": ["main_activities"],
                  "四": ["requirement.overview"], "五": ["registration.how", "deadline.summary", "commendation"]}
 STATUS_QUESTION = re.compile(
-    r"现在还|还在(搞|办|进行|开|举办)|开完|结束了|过了没|还能(去|报|参加|交|填|登记|提交)|还来得及|"
+    r"现在还|还在(搞|办|进行|开|举办)|开完|(开|办|搞|举办)过了|结束了|结束没|完事了|过了没|还能(去|报|参加|交|填|登记|提交)|还来得及|"
     r"还可以(报|填|交|参加|登记|提交)|截止了(吗|没)|过期|晚了吗|来不及"
 )
 ACTION_REQUEST = re.compile(
@@ -670,7 +670,7 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
         intent = cued or intent
     if intent in SMALLTALK:
         return _keep(_smalltalk(kb, intent), ctx)
-    if intent == "out_of_scope" and typed and STATUS_QUESTION.search(text) and (
+    if intent in ("out_of_scope", "nlu_fallback") and typed and STATUS_QUESTION.search(text) and (
             ents or ctx.get("entities") or re.search(r"报|填|交|登记|提交", text)):
         return _status(kb, ents or dict(ctx.get("entities") or {}), today)
     bare = re.sub(r"[\W_]+", "", text)
@@ -687,13 +687,17 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
         has_cue = any(pattern.search(text) for pattern, _ in CUES)
         if (intent in HANDLERS and not ents and not has_cue and not ctx.get("entities")
                 and turn.confidence < NO_EVIDENCE_CONFIDENCE):
-            return _clarify(kb, turn, ents)
+            # An unsure reading of a question about a detail the notice lacks ("有没有微信群"):
+            # say the notice does not give it, rather than offer unrelated questions.
+            details = unstated_details(text)
+            return _unstated(kb, ents, details) if details else _clarify(kb, turn, ents)
     if intent == "out_of_scope" and topical and turn.confidence < 0.6:
         intent = FOLLOW_UP_DEFAULT[topical[0]]  # "疫情防控那条说了啥" names the notice's own item
     if intent == "out_of_scope":
         return _keep(refusal(kb), ctx)
     if intent in HANDLERS and turn.confidence < WEAK_CONFIDENCE and not ents and typed:
-        return _clarify(kb, turn, ents)
+        details = unstated_details(text)
+        return _unstated(kb, ents, details) if details else _clarify(kb, turn, ents)
 
     # Ordinals ("第三项") and dates ("10月10号呢") name the answer directly.
     if typed and (intent in HANDLERS or intent in ("follow_up", "nlu_fallback")):

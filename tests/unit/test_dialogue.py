@@ -271,3 +271,22 @@ def test_details_the_notice_lacks(ask, text, detail):
     intent = "ask_venue" if "小学" in text else "ask_contact"
     reply = ask(intent, text)
     assert reply.kind == "unstated" and detail in reply.text and "0955-8812005" in reply.text
+
+
+@pytest.mark.parametrize("intent", ["out_of_scope", "nlu_fallback"])
+@pytest.mark.parametrize("text", ["现在开完了吧", "已经开过了吧", "结束没"])
+def test_status_follow_up_the_classifier_does_not_understand(ask, intent, text):
+    # After "代表大会哪天开", a status question is about the congress, whatever the classifier says.
+    context = {"intent": "ask_time", "entities": {"event": ["congress"]}}
+    reply = ask(intent, text, context=context, today=dt.date(2021, 9, 20))
+    assert "已结束" in reply.text and "9月14日" in reply.text
+
+
+def test_status_question_without_context_is_still_refused_when_out_of_scope(ask):
+    assert ask("out_of_scope", "现在开完了吧").text.startswith("抱歉")
+
+
+def test_unsure_reading_of_an_unstated_detail_says_the_notice_lacks_it(ask):
+    # Measured: "有没有微信群或者QQ群" was read as ask_contact at 0.38.
+    reply = ask("ask_contact", "有没有微信群或者QQ群", ranking=[("ask_contact", 0.38), ("thank", 0.14)])
+    assert "没有说明" in reply.text and "0955-8812005" in reply.text and "您是想问" not in reply.text
