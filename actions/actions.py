@@ -18,7 +18,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.dialogue import Reply, Turn, respond
-from bot.faq import MIN_CONFIDENCE, RETRIEVAL_INTENT, faq_reply, matcher_for, selected_faq, unsure
+from bot.faq import MIN_CONFIDENCE, RETRIEVAL_INTENT, faq_reply, matcher_for, model_faqs, selected_faq, unsure
 from bot.knowledge.answers import short
 from bot.knowledge.model import KnowledgeSet
 from bot.knowledge.store import shared_repository
@@ -56,7 +56,8 @@ def turn_from_tracker(tracker: Tracker) -> Turn:
     )
 
 
-def answer_faq(kb: KnowledgeSet, tracker: Tracker, turn: Turn, day: dt.date) -> Reply:
+def answer_faq(kb: KnowledgeSet, tracker: Tracker, turn: Turn, day: dt.date,
+               known: set[str] | None = None) -> Reply:
     """The reply to a message classified as the retrieval intent `faq`.
 
     The selected FAQ's answer comes from the knowledge database. An unsure
@@ -69,19 +70,29 @@ def answer_faq(kb: KnowledgeSet, tracker: Tracker, turn: Turn, day: dt.date) -> 
     if faq is None or confidence < MIN_CONFIDENCE:
         ranking = [(name, conf) for name, conf in turn.ranking if name != RETRIEVAL_INTENT]
         fallback = dataclasses.replace(turn, intent="nlu_fallback", confidence=confidence, ranking=ranking)
-        return matched_faq(kb, fallback, day) or respond(kb, fallback, day)
+        return matched_faq(kb, fallback, day, known) or respond(kb, fallback, day)
     return Reply(faq_reply(faq, day, _phone(kb)), context={}, kind="answer")
 
 
-def matched_faq(kb: KnowledgeSet, turn: Turn, day: dt.date) -> Reply | None:
-    """An FAQ's reply when the model is unsure and the message closely matches the FAQ's questions.
+def matched_faq(kb: KnowledgeSet, turn: Turn, day: dt.date, known: set[str] | None = None) -> Reply | None:
+    """An FAQ's reply when the message closely matches the FAQ's questions (bot.faq.FaqMatcher).
 
     This is how an FAQ added by staff answers before the retrained model knows
-    it (bot.faq.FaqMatcher); None when nothing matches well enough.
+    it. FAQs the model was trained on (`known`, from the domain) are matched
+    only when the model is unsure; FAQs it has never seen, whatever it says
+    (it cannot pick them). None when nothing matches well enough.
     """
-    if not kb.faqs or not unsure(turn.intent, turn.confidence):
+    if not kb.faqs:
         return None
-    found = matcher_for(kb.faqs).match(turn.text)
+    if unsure(turn.intent, turn.confidence):
+        among = None
+    elif known is None:
+        return None
+    else:
+        among = {f.id for f in kb.faqs} - known
+        if not among:
+            return None
+    found = matcher_for(kb.faqs).match(turn.text, among)
     faq = next((f for f in kb.faqs if found and f.id == found.faq_id), None)
     if faq is None:
         return None
@@ -105,10 +116,11 @@ class ActionAnswer(Action):
         """Send the reply and remember the conversation's topic."""
         kb = shared_repository().get()
         turn = turn_from_tracker(tracker)
+        known = model_faqs(domain)
         if turn.intent == RETRIEVAL_INTENT:
-            reply = answer_faq(kb, tracker, turn, today())
+            reply = answer_faq(kb, tracker, turn, today(), known)
         else:
-            reply = matched_faq(kb, turn, today()) or respond(kb, turn, today())
+            reply = matched_faq(kb, turn, today(), known) or respond(kb, turn, today())
         buttons = [{"title": title, "payload": payload} for title, payload in reply.buttons]
         dispatcher.utter_message(text=reply.text, buttons=buttons or None)
         return [SlotSet("context", reply.context), SlotSet("reply_kind", reply.kind)]

@@ -136,14 +136,17 @@ class FaqMatcher:
         """Inverse document frequency: rare bigrams say more."""
         return math.log((self._n + 1) / (self._df.get(gram, 0) + 1)) + 1.0
 
-    def match(self, text: str) -> FaqMatch | None:
-        """The best FAQ at or above MATCH_MIN_SCORE, or None."""
+    def match(self, text: str, among: Iterable[str] | None = None) -> FaqMatch | None:
+        """The best FAQ (of `among`, default all) at or above MATCH_MIN_SCORE, or None."""
         grams = bigrams(text)
         total = sum(self.weight(g) for g in grams)
         if not grams or total <= 0:
             return None
+        allowed = None if among is None else set(among)
         best: FaqMatch | None = None
         for faq_id, known in self._grams.items():
+            if allowed is not None and faq_id not in allowed:
+                continue
             shared = grams & known
             if not shared or not (shared - self._others):
                 continue
@@ -186,6 +189,16 @@ def matcher_for(faqs: Iterable[Faq]) -> FaqMatcher:
             _MATCHERS.clear()
         found = _MATCHERS[key] = FaqMatcher(faqs, background)
     return found
+
+
+def model_faqs(domain: dict[str, Any] | None) -> set[str] | None:
+    """The FAQ ids the running model was trained on, from the domain Rasa sends with each action call
+    (its responses utter_faq/<id>); None when the domain does not say."""
+    responses = (domain or {}).get("responses")
+    if not isinstance(responses, dict):
+        return None
+    prefix = f"utter_{RETRIEVAL_INTENT}/"
+    return {key[len(prefix):] for key in responses if isinstance(key, str) and key.startswith(prefix)}
 
 
 def unsure(intent: str, confidence: float) -> bool:
