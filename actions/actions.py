@@ -17,7 +17,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.dialogue import Reply, Turn, respond
+from bot.dialogue import STATUS_QUESTION, Reply, Turn, respond
 from bot.faq import MIN_CONFIDENCE, RETRIEVAL_INTENT, faq_reply, matcher_for, model_faqs, selected_faq, unsure
 from bot.knowledge.answers import short
 from bot.knowledge.model import KnowledgeSet
@@ -67,7 +67,11 @@ def answer_faq(kb: KnowledgeSet, tracker: Tracker, turn: Turn, day: dt.date,
     """
     faq_id, confidence = selected_faq(tracker.latest_message or {})
     faq = next((f for f in kb.faqs if f.id == faq_id), None) if faq_id else None
-    if faq is None or confidence < MIN_CONFIDENCE:
+    # "科普日活动现在还在搞吗" asks whether something is still on: that is the notice's status answer,
+    # unless the FAQ itself is about such a question ("这个通知现在还有效吗").
+    off_topic = faq is not None and bool(STATUS_QUESTION.search(turn.text)) and not any(
+        STATUS_QUESTION.search(q) for q in faq.questions)
+    if faq is None or confidence < MIN_CONFIDENCE or off_topic:
         ranking = [(name, conf) for name, conf in turn.ranking if name != RETRIEVAL_INTENT]
         fallback = dataclasses.replace(turn, intent="nlu_fallback", confidence=confidence, ranking=ranking)
         return matched_faq(kb, fallback, day, known) or respond(kb, fallback, day)

@@ -109,3 +109,19 @@ async def test_unknown_faq_id_falls_back(faq_db, tracker_state, dispatcher, doma
     """A model trained before an FAQ was removed may still pick it."""
     await ActionAnswer().run(dispatcher, faq_tracker(tracker_state, "被删掉的问题", "removed_one"), domain)
     assert dispatcher.messages[0]["text"].startswith("抱歉")
+
+
+async def test_status_question_is_not_answered_by_an_unrelated_faq(faq_db, tracker_state, dispatcher, domain,
+                                                                   monkeypatch):
+    # Measured: a retrained model put "科普日活动现在还在搞吗，我想带娃去看看" on faq/purpose.
+    monkeypatch.setenv("KEPU_TODAY", "2021-09-20")
+    tracker = faq_tracker(tracker_state, "科普日活动现在还在搞吗，我想带娃去看看", "purpose")
+    tracker.latest_message["entities"] = [{"entity": "event", "value": "kepu_day"}]
+    await ActionAnswer().run(dispatcher, tracker, domain)
+    text = dispatcher.messages[0]["text"]
+    assert "已结束" in text and "2021年9月13日" in text and "弘扬科学精神" not in text
+
+
+async def test_a_status_faq_still_answers_its_own_status_question(faq_db, tracker_state, dispatcher, domain):
+    await ActionAnswer().run(dispatcher, faq_tracker(tracker_state, "这个通知现在还有效吗", "validity"), domain)
+    assert "有效性" in dispatcher.messages[0]["text"]
