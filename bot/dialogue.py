@@ -635,6 +635,21 @@ def _answer(kb: KnowledgeSet, intent: str, ents: Entities, ctx: dict[str, Any], 
     return Reply(text, kind="answer", facts=[f.id for f in facts], context=context)
 
 
+ORDINAL_QUESTION = re.compile(r"第几(次|届)|哪一?届|第多少(次|届)|是几届|几届")
+# Events whose number ("第一次代表大会", "第六届青少年科学节") people ask for, and the fact that says it.
+ORDINAL_EVENT_FACT = {"congress": "event.congress.name", "main_event": "event.main_event.content"}
+
+
+def _ordinal_event(ents: Entities, ctx: dict[str, Any], text: str) -> str | None:
+    """The event whose number a question asks for, named in it or (in a short follow-up) just before."""
+    if not ORDINAL_QUESTION.search(text) or re.search(r"领导|机构|理事|委员|全国代表大会|中国科协|讲话|总书记", text):
+        return None  # "选出的是第几届领导机构" is about the agenda; "中国科协第几次全国代表大会" the basis
+    event = _first(ents, "event")
+    if event is None and len(text) <= 12:
+        event = _first(dict(ctx.get("entities") or {}), "event")
+    return event if event in ORDINAL_EVENT_FACT else None
+
+
 def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
     """The reply to one user turn (never raises for any intent or entity)."""
     ctx = dict(turn.context or {})
@@ -652,6 +667,13 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
         return _keep(refusal(kb, f"我只掌握2021年沙坡头区全国科普日的通知，没有{min(years)}年的相关信息。"), ctx)
     if typed and ACTION_REQUEST.search(text) and not ASKING_FOR_INFO.search(text):
         return _keep(refusal(kb, "我只能解答通知里的问题，不能替您办理或代填任何事项。"), ctx)
+
+    ordinal_event = _ordinal_event(ents, ctx, text) if typed else None
+    if ordinal_event and ORDINAL_EVENT_FACT[ordinal_event] in kb.facts:
+        # "科协开的是第几次代表大会" / "青少年科学节是第几届": the fact that names the event with its number.
+        fact = kb.facts[ORDINAL_EVENT_FACT[ordinal_event]]
+        return Reply(render(fact, kb, today) + citation(kb, [fact]), facts=[fact.id],
+                     context={"intent": "ask_event_content", "entities": {"event": [ordinal_event]}})
 
     if intent in ("affirm", "deny"):
         offered = ctx.get("offered") or []

@@ -290,3 +290,26 @@ def test_unsure_reading_of_an_unstated_detail_says_the_notice_lacks_it(ask):
     # Measured: "有没有微信群或者QQ群" was read as ask_contact at 0.38.
     reply = ask("ask_contact", "有没有微信群或者QQ群", ranking=[("ask_contact", 0.38), ("thank", 0.14)])
     assert "没有说明" in reply.text and "0955-8812005" in reply.text and "您是想问" not in reply.text
+
+
+@pytest.mark.parametrize(
+    ("intent", "text", "context", "must"),
+    [
+        ("ask_organizer", "中卫市科协开的是第几次代表大会", None, "第一次代表大会"),
+        ("out_of_scope", "中卫青少年科学节那年是第几届", None, "第六届青少年科学节"),
+        ("follow_up", "那是第几次", {"intent": "ask_venue", "entities": {"event": ["congress"]}}, "第一次代表大会"),
+    ],
+)
+def test_the_number_of_an_event(ask, intent, text, context, must):
+    reply = ask(intent, text, context=context)
+    assert must in reply.text and "依据：通知第三部分" in reply.text
+
+
+def test_the_number_of_the_leadership_is_not_the_number_of_the_congress(ask):
+    reply = ask("ask_agenda", "代表大会选出的是第几届领导机构")
+    assert "第一届领导机构" in reply.text
+
+
+def test_the_national_congress_in_the_basis_is_not_the_city_congress(ask):
+    reply = ask("ask_basis", "通知里说贯彻中国科协第几次全国代表大会的讲话精神")
+    assert "第一次代表大会" not in reply.text
