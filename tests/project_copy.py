@@ -1,4 +1,5 @@
-"""A throwaway copy of the project with its own live server, for end-to-end tests that retrain.
+"""Servers for end-to-end tests: `serve_sh` (scripts/serve.sh on a given port) and a
+throwaway copy of the project with its own live server, for tests that retrain.
 
 Its own knowledge/, data/, models/, build/ and databases (.venv is shared), its own
 live server and quality-gate ports, so the checkout, its database and any server
@@ -12,8 +13,12 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 from bot.staff import live
 
@@ -21,6 +26,16 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "e2e-copy-token"
 IGNORE = shutil.ignore_patterns(".venv", "models", "build", "results", ".rasa", ".git", "__pycache__",
                                 ".pytest_cache", ".ruff_cache", "node_modules")
+
+
+def serve_sh(root: Path, command: str, port: int, actions_port: int | None = None,
+             env: dict[str, str] | None = None, timeout: float = 400) -> subprocess.CompletedProcess:
+    """`scripts/serve.sh start|stop` in `root` for the bot on `port` (actions on `actions_port`,
+    default port + 50), with `env` (default: this process's environment)."""
+    full = {**(os.environ if env is None else env), "RASA_PORT": str(port),
+            "ACTIONS_PORT": str(actions_port or port + 50)}
+    return subprocess.run([str(root / "scripts" / "serve.sh"), command], cwd=root, env=full, check=False,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @dataclass
@@ -46,7 +61,7 @@ class ProjectCopy:
         env.update({
             "PYTHONPATH": str(self.path), "RASA_API_TOKEN": TOKEN, "KEPU_LIVE_URLS": self.url,
             "KEPU_GATE_PORT": str(self.gate_port), "KEPU_GATE_ACTIONS_PORT": str(self.gate_port + 50),
-            "TF_CPP_MIN_LOG_LEVEL": "2", "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "RASA_MAX_CACHE_SIZE": "0",
+            "TF_CPP_MIN_LOG_LEVEL": "2", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         })
         env.update(self.extra_env)
         return env
@@ -60,10 +75,7 @@ class ProjectCopy:
         return self.run(self.python, "-m", "bot.cli", *args, timeout=timeout)
 
     def serve(self, command: str, gate: bool = False) -> subprocess.CompletedProcess:
-        port = self.gate_port if gate else self.port
-        env = self.env() | {"RASA_PORT": str(port), "ACTIONS_PORT": str(port + 50)}
-        return subprocess.run([str(self.path / "scripts" / "serve.sh"), command], cwd=self.path, env=env,
-                              capture_output=True, text=True, timeout=400)
+        return serve_sh(self.path, command, self.gate_port if gate else self.port, env=self.env())
 
     def ask(self, text: str) -> str:
         """One question in a new conversation; the reply's text."""
@@ -111,3 +123,17 @@ def start_copy(dest: Path, port: int, gate_port: int, extra_env: dict[str, str] 
         copy.stop()
         raise RuntimeError(started.stdout + started.stderr)
     return copy
+
+
+@contextmanager
+def running_copy(dest: Path, port: int, gate_port: int,
+                 extra_env: dict[str, str] | None = None) -> Iterator[ProjectCopy]:
+    """start_copy(...) for a fixture: the test fails if it cannot start; its servers stop afterwards."""
+    try:
+        copy = start_copy(dest, port, gate_port, extra_env)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield copy
+    finally:
+        copy.stop()

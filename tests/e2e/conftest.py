@@ -4,25 +4,17 @@ trained model (scripts/serve.sh), stopped at the end."""
 from __future__ import annotations
 
 import os
-import subprocess
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from bot.staff.live import is_ready
+from tests.project_copy import serve_sh
 
 ROOT = Path(__file__).resolve().parents[2]
 # KEPU_TEST_PORT runs the suite on another port (actions on port + 50), e.g. beside a dev server.
 PORT = int(os.environ.get("KEPU_TEST_PORT", "5005"))
 URL = f"http://127.0.0.1:{PORT}"
-ENV = {**os.environ, "RASA_PORT": str(PORT), "ACTIONS_PORT": str(PORT + 50)}
-
-
-def _ready() -> bool:
-    try:
-        with urllib.request.urlopen(f"{URL}/status", timeout=2) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +22,11 @@ def live_url() -> str:
     if not (ROOT / "build" / "current_model").exists():
         pytest.fail("no trained model: run 'make train' first")
     started = False
-    if not _ready():
-        subprocess.run([str(ROOT / "scripts" / "serve.sh"), "start"], check=True, env=ENV)
+    if not is_ready(URL):
+        result = serve_sh(ROOT, "start", PORT)
+        if result.returncode != 0:
+            pytest.fail(f"could not start the bot on port {PORT}:\n{result.stdout}\n{result.stderr}")
         started = True
     yield URL
     if started:
-        subprocess.run([str(ROOT / "scripts" / "serve.sh"), "stop"], check=False, env=ENV)
+        serve_sh(ROOT, "stop", PORT)

@@ -25,6 +25,8 @@ from typing import Any
 import aiohttp
 import yaml
 
+from bot.staff.live import is_ready
+
 ROOT = Path(__file__).resolve().parents[2]
 CONVERSATIONS = ROOT / "tests" / "conversations"
 
@@ -131,16 +133,6 @@ def summarize(results: list[list[TurnResult]]) -> dict[str, Any]:
     }
 
 
-def _ready(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/status", timeout=2) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the suite and print the figures; exit 1 if a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -152,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = False
-    if not _ready(args.url):
+    if not is_ready(args.url):
         if not args.start:
             print(f"no server answers at {args.url}/status; run 'make serve' or pass --start", file=sys.stderr)
             return 2

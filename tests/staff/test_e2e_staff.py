@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.project_copy import ProjectCopy, start_copy
+from tests.project_copy import ProjectCopy, running_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -49,14 +49,8 @@ ENV = {"KEPU_GATE_TOLERANCE": "100"}
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectCopy]:
     """A copy of the project with a trained model and its live server on 5505."""
-    try:
-        copy = start_copy(tmp_path_factory.mktemp("kepu") / "main", LIVE_PORT, GATE_PORT, ENV)
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
+    with running_copy(tmp_path_factory.mktemp("kepu") / "main", LIVE_PORT, GATE_PORT, ENV) as copy:
         yield copy
-    finally:
-        copy.stop()
 
 
 def test_staff_add_an_faq_and_the_live_server_answers_it(project: ProjectCopy) -> None:

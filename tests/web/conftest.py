@@ -15,13 +15,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from bot.staff.live import is_ready
+from tests.project_copy import serve_sh
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -35,25 +37,15 @@ BASE_URL = f"http://127.0.0.1:{PORT}"
 SCREENSHOTS = ROOT / "results" / "screenshots"
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/status", timeout=2) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
-
-
 def _serve(command: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RASA_PORT": str(PORT), "ACTIONS_PORT": str(ACTIONS_PORT)}
-    return subprocess.run([str(ROOT / "scripts" / "serve.sh"), command], cwd=ROOT, env=env,
-                          check=False, capture_output=True, text=True, timeout=180)
+    return serve_sh(ROOT, command, PORT, ACTIONS_PORT, timeout=180)
 
 
 @pytest.fixture(scope="session")
 def web_url() -> Iterator[str]:
     """The bot's base URL; starts the servers for the session if needed."""
     started = False
-    if not _ready(BASE_URL):
+    if not is_ready(BASE_URL):
         if not (ROOT / "build" / "current_model").exists():
             pytest.fail("no trained model (build/current_model): run 'make train' first")
         result = _serve("start")

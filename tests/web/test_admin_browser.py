@@ -26,7 +26,9 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
+from bot.staff.live import is_ready
 from bot.web.admin_auth import AdminAuth, shared_auth
+from tests.project_copy import serve_sh
 from tests.web.conftest import Recorder
 
 pytestmark = pytest.mark.e2e
@@ -54,19 +56,9 @@ PROTECTED_API = [("POST", "/admin/api/retrain"), ("GET", "/admin/api/retrain/sta
 # ---------------------------------------------------------------- fixtures
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/status", timeout=2) as resp:
-            return resp.status == 200
-    except Exception:
-        return False
-
-
 def _serve(command: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RASA_PORT": str(PORT), "ACTIONS_PORT": str(ACTIONS_PORT),
-           "KEPU_ADMIN_FAKE_RETRAIN": "1", "KEPU_ADMIN_FAKE_RETRAIN_DELAY": "0.6"}
-    return subprocess.run([str(ROOT / "scripts" / "serve.sh"), command], cwd=ROOT, env=env,
-                          check=False, capture_output=True, text=True, timeout=240)
+    env = {**os.environ, "KEPU_ADMIN_FAKE_RETRAIN": "1", "KEPU_ADMIN_FAKE_RETRAIN_DELAY": "0.6"}
+    return serve_sh(ROOT, command, PORT, ACTIONS_PORT, env=env, timeout=240)
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +67,7 @@ def admin_url() -> Iterator[str]:
     if not (ROOT / "build" / "current_model").exists():
         pytest.fail("no trained model (build/current_model): run 'make train' first")
     result = _serve("start")  # serve.sh stops a previous instance on this port first
-    if result.returncode != 0 or not _ready(BASE_URL):
+    if result.returncode != 0 or not is_ready(BASE_URL):
         pytest.fail(f"could not start the bot on port {PORT}:\n{result.stdout}\n{result.stderr}")
     yield BASE_URL
     _serve("stop")

@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect
 
 from bot.knowledge.store import make_engine
 from bot.web.admin_auth import AdminAuth
-from tests.project_copy import ProjectCopy, start_copy
+from tests.project_copy import ProjectCopy, running_copy
 from tests.web.conftest import Recorder
 from tests.web.test_admin_browser import login
 from tests.web.test_widget_browser import ask, open_widget
@@ -37,14 +37,8 @@ UNSEEN = "带孩子去科普日活动可以吗"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectCopy]:
-    try:
-        copy = start_copy(tmp_path_factory.mktemp("kepu-admin") / "main", PORT, GATE_PORT)
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
+    with running_copy(tmp_path_factory.mktemp("kepu-admin") / "main", PORT, GATE_PORT) as copy:
         yield copy
-    finally:
-        copy.stop()
 
 
 @pytest.fixture()
