@@ -160,13 +160,6 @@ def _data_dir() -> Path:
     return Path(os.environ.get("KEPU_DATA_DIR") or ROOT / "data")
 
 
-@functools.lru_cache(maxsize=4)
-def _background(data_dir: str, stamp: float) -> tuple[str, ...]:
-    from bot.knowledge.loader import nlu_examples
-
-    return tuple(text for _, text, _ in nlu_examples(data_dir).values())
-
-
 def _stamp(data_dir: Path) -> float:
     try:
         return max((p.stat().st_mtime for p in data_dir.rglob("*.yml")), default=0.0)
@@ -174,21 +167,18 @@ def _stamp(data_dir: Path) -> float:
         return 0.0
 
 
-_MATCHERS: dict[tuple, FaqMatcher] = {}
+@functools.lru_cache(maxsize=8)
+def _matcher(faqs: tuple[Faq, ...], data_dir: str, stamp: float) -> FaqMatcher:
+    from bot.knowledge.loader import nlu_examples
+
+    return FaqMatcher(faqs, (text for _, text, _ in nlu_examples(data_dir).values()))
 
 
 def matcher_for(faqs: Iterable[Faq]) -> FaqMatcher:
-    """A matcher for these FAQs against the training data in KEPU_DATA_DIR (default data/), cached."""
-    faqs = tuple(faqs)
+    """A matcher for these FAQs against the training data in KEPU_DATA_DIR (default data/), cached
+    until the FAQs or the training files change."""
     data_dir = _data_dir()
-    background = _background(str(data_dir), _stamp(data_dir))
-    key = (tuple((f.id, f.questions) for f in faqs), id(background))
-    found = _MATCHERS.get(key)
-    if found is None:
-        if len(_MATCHERS) > 8:
-            _MATCHERS.clear()
-        found = _MATCHERS[key] = FaqMatcher(faqs, background)
-    return found
+    return _matcher(tuple(faqs), str(data_dir), _stamp(data_dir))
 
 
 def model_faqs(domain: dict[str, Any] | None) -> set[str] | None:

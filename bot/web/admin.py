@@ -55,6 +55,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.web import DEMO_CSP
 from bot.web.admin_auth import AdminAuth, AuthError, Session, bootstrap_from_env, shared_auth
 
 logger = logging.getLogger(__name__)
@@ -69,18 +70,8 @@ MAX_FORM_BYTES = 256 * 1024
 FAKE_ENV = "KEPU_ADMIN_FAKE_RETRAIN"
 CORS_EVALUATED = "_sanic_cors_e"  # sanic_cors.core.SANIC_CORS_EVALUATED: "headers already handled"
 
-ADMIN_CSP = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self'",
-    "font-src 'self'",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+# The same policy as the demo page: nothing but our own origin, no inline script or style.
+ADMIN_CSP = DEMO_CSP
 
 # "same-origin" (not "no-referrer"): with no-referrer, browsers send `Origin: null`
 # on form POSTs, and the origin check below would refuse our own forms.
