@@ -194,3 +194,16 @@ def model_faqs(domain: dict[str, Any] | None) -> set[str] | None:
 def unsure(intent: str, confidence: float) -> bool:
     """True when the model's reading of a message should not be trusted over an FAQ match."""
     return intent in ("nlu_fallback", "out_of_scope", RETRIEVAL_INTENT) or confidence < UNSURE_CONFIDENCE
+
+
+@functools.lru_cache(maxsize=4)
+def _in_scope(data_dir: str, stamp: float) -> tuple[str, ...]:
+    from bot.knowledge.loader import nlu_examples
+
+    return tuple(text for intent, text, _ in nlu_examples(data_dir).values() if intent != "out_of_scope")
+
+
+def in_scope_examples() -> tuple[str, ...]:
+    """The training examples of every intent but out_of_scope (KEPU_DATA_DIR, default data/)."""
+    data_dir = _data_dir()
+    return _in_scope(str(data_dir), _stamp(data_dir))

@@ -3,6 +3,8 @@
 Rasa's own RestInput answers 500 for a JSON array or a non-string message;
 this one answers 400 with a clear error for malformed requests, a polite
 prompt for an empty message, and never lets a bad request reach the model.
+Every bot message keeps the reply's `kind` (answer, refusal, clarify, unstated,
+smalltalk, empty) that action_answer sends along, which Rasa's collector drops.
 """
 
 from __future__ import annotations
@@ -27,6 +29,23 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 SENDER = re.compile(r"^[\w\-.:@]{1,128}$")
 EMPTY_REPLY = "您好像还没有输入内容。请直接输入您的问题，例如“截止日期是什么时候”。"
+
+
+class KindCollectingOutputChannel(CollectingOutputChannel):
+    """Rasa's CollectingOutputChannel that keeps the reply's `kind` on every message it collects.
+
+    action_answer utters with `kind=...`; Rasa puts it into the BotUttered metadata and hands it to
+    send_response as message["kind"], but the collector's own messages only carry its fixed keys.
+    """
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        """Collect the message as Rasa does, then mark what it produced with the message's kind."""
+        kind = message.get("kind")
+        first = len(self.messages)
+        await super().send_response(recipient_id, message)
+        if kind is not None:
+            for collected in self.messages[first:]:
+                collected["kind"] = kind
 
 
 def _error(status: int, message: str) -> HTTPResponse:
@@ -78,8 +97,8 @@ class SafeRestInput(RestInput):
                 return _error(413 if "过大" in error else 400, error)
             text = payload["message"]
             if not text.strip():
-                return response.json([{"recipient_id": payload["sender"], "text": EMPTY_REPLY}])
-            collector = CollectingOutputChannel()
+                return response.json([{"recipient_id": payload["sender"], "text": EMPTY_REPLY, "kind": "empty"}])
+            collector = KindCollectingOutputChannel()
             try:
                 await on_new_message(UserMessage(
                     text, collector, payload["sender"],

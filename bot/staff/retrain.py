@@ -2,19 +2,23 @@
 
     validate (load_knowledge) -> build the knowledge DB -> generate data/generated/*
     -> train (finetune the live model when only knowledge/faq.yml changed, else full)
-    -> gate: serve the candidate on a spare port, run the held-out conversation
-       suite (tests/conversations) against it, compare with the live model
+    -> gate: serve the candidate on a spare port, run the dev conversation suite
+       (tests/conversations/dev; never the holdout) against it, pair its turns with
+       the live model's on the same suite
     -> deploy: PUT /model on every live server (KEPU_LIVE_URLS), smoke question,
        build/current_model, build/model_history.json (for rollback()).
 
 The live servers keep answering with the old model during all of it: the
 candidate runs on its own port (KEPU_GATE_PORT, default 5405, actions 5455)
 with an in-memory tracker store, and Rasa's PUT /model swaps agents only once
-the new one is loaded. The gate passes when the candidate's accuracy on the
-suite is at least the live model's (minus KEPU_GATE_TOLERANCE percentage
-points, default 0) and the changed FAQs get their answers. A broken knowledge/ stops at the first step; a model
-that scores below the live one is moved to models/rejected/ (so `make train`
-cannot pick it up) and never reaches a live server. A lock file keeps two
+the new one is loaded. The gate compares like with like: both models' per-turn
+outcomes on the same dev turns, by an exact McNemar test (turns the live model
+gets right and the candidate wrong against the reverse). It refuses the
+candidate only when it is significantly worse (one-sided p < KEPU_GATE_ALPHA,
+default 0.05), or when a changed FAQ does not get its answer. A broken
+knowledge/ stops at the first step; a refused model is moved to
+models/rejected/ (so `make train` cannot pick it up) and never reaches a live
+server. A lock file keeps two
 retrains (or a retrain and a rollback) from running at once.
 
 Model names match scripts/train.sh (kepu-<fingerprint of the training inputs>),
@@ -42,6 +46,7 @@ from typing import Any
 
 import yaml
 
+from bot import evaluation
 from bot.faq import is_expired
 from bot.knowledge.answers import short
 from bot.knowledge.loader import KnowledgeError, load_knowledge
@@ -61,7 +66,8 @@ TIMES = BUILD / "retrain_times.json"
 LOCK = BUILD / "retrain.lock"
 TRAIN_LOG = BUILD / "retrain-train.log"
 GENERATED_FAQ = "data/generated/faq.yml"
-CONVERSATIONS = ROOT / "tests" / "conversations"
+CONVERSATIONS = ROOT / "tests" / "conversations" / "dev"  # the gate never sees the holdout set
+GATE_ALPHA = 0.05
 EPOCH_FRACTION = 0.3
 # Rough share of the whole run each step takes, for the progress bar.
 PHASES = {"validate": (0.0, 0.02), "build_kb": (0.02, 0.03), "generate": (0.03, 0.05),
@@ -166,8 +172,9 @@ def model_fingerprint(model: str) -> str:
 
 
 def suite_fingerprint() -> str:
-    """A fingerprint of the held-out conversations (scores are only comparable on the same suite)."""
-    digest = hashlib.sha256()
+    """A fingerprint of the dev conversations and of how turns are judged
+    (scores are only comparable on the same suite, judged the same way)."""
+    digest = hashlib.sha256(evaluation.JUDGE_VERSION.encode())
     for path in sorted(CONVERSATIONS.glob("*.yml")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -263,12 +270,29 @@ def _train(model_name: str, finetune_from: Path | None, steps: _Steps) -> tuple[
 
 # -- the gate ----------------------------------------------------------------
 
-def gate_tolerance() -> float:
-    """How many percentage points below the live model a candidate may score (KEPU_GATE_TOLERANCE, default 0)."""
+def gate_alpha() -> float:
+    """Significance level of the gate's paired test (KEPU_GATE_ALPHA, default 0.05).
+
+    0 never refuses a candidate for its suite results (the FAQ checks still apply).
+    """
     try:
-        return max(0.0, float(os.environ.get("KEPU_GATE_TOLERANCE") or 0.0))
+        return min(1.0, max(0.0, float(os.environ.get("KEPU_GATE_ALPHA") or GATE_ALPHA)))
     except ValueError:
-        return 0.0
+        return GATE_ALPHA
+
+
+def compare(live: dict[str, Any] | None, candidate: dict[str, Any], alpha: float) -> dict[str, Any]:
+    """The candidate against the live model on the same dev turns: exact McNemar test.
+
+    `newly_wrong` (b) are turns the live model gets right and the candidate wrong,
+    `newly_right` (c) the reverse; `worse` when b > c and the one-sided p < alpha.
+    """
+    if not live:
+        return {"paired_turns": 0, "worse": False}
+    b, c, n = evaluation.paired_counts(live.get("outcomes") or {}, candidate.get("outcomes") or {})
+    p = evaluation.mcnemar_worse(b, c)
+    return {"paired_turns": n, "newly_wrong": b, "newly_right": c, "p_value": round(p, 4), "alpha": alpha,
+            "worse": b > c and p < alpha}
 
 
 def _gate_ports() -> tuple[int, int]:
@@ -318,18 +342,22 @@ def _run_checks(url: str, checks: list[Check], attempts: int = 1, wait: float = 
     return out
 
 
+def _share(value: float | None) -> float:
+    return round(value, 4) if value is not None else 0.0
+
+
 def measure(model: str, checks: list[Check] | None = None, steps: _Steps | None = None,
             label: str = "", span: tuple[float, float] = (0.0, 1.0)) -> dict[str, Any]:
-    """Serve `model` on the gate port, run the held-out suite (and `checks`), stop it.
+    """Serve `model` on the gate port, run the dev suite (and `checks`), stop it.
 
-    Returns the suite's figures ("accuracy" is the share of all checked turns
-    that pass) plus the checks' results.
+    Returns the suite's figures ("accuracy" is the share of all judged turns
+    that are correct), every turn's outcome keyed "conversation id#turn index"
+    (so two measurements can be paired), and the checks' results.
     """
-    from tests.e2e import eval as suite
-
     port, _ = _gate_ports()
     url = f"http://127.0.0.1:{port}"
-    conversations = suite.load_conversations(CONVERSATIONS)
+    conversations = evaluation.load_conversations(CONVERSATIONS)
+    key_facts = evaluation.key_facts_of(ROOT / "knowledge")
     if steps:
         steps.report(f"{label}：启动 / starting", "gate", span[0])
     _serve("stop")  # a gate server left over by an interrupted run
@@ -342,21 +370,21 @@ def measure(model: str, checks: list[Check] | None = None, steps: _Steps | None 
         if steps:
             steps.report(f"{label}：评测 / evaluating", "gate", (span[0] + span[1]) / 2)
         t0 = time.perf_counter()
-        results = _run_async(lambda: suite.run_suite(url, conversations))
-        summary = suite.summarize(results)
-        turns = [t for conv in results for t in conv]
+        results = _run_async(lambda: evaluation.run_suite(url, conversations, key_facts))
+        summary = evaluation.summarize(results, "dev")
         check_results = _run_checks(url, checks or [])
     finally:
         _serve("stop")
     return {
-        "accuracy": round(sum(t.ok for t in turns) / len(turns), 4) if turns else 0.0,
-        "answer_accuracy": round(summary["answer_accuracy"], 4),
-        "oos_rejection": round(summary["oos_rejection"], 4),
-        "followup_success": round(summary["followup_success"], 4),
+        "accuracy": _share(summary["accuracy"]),
+        "answer_accuracy": _share(summary["answered"]),
+        "oos_rejection": _share(summary["oos_refused"]),
+        "followup_success": _share(summary["followup"]),
         "turns": summary["turns"],
         "failed_turns": len(summary["failures"]),
         "failures": [{"turn": f"{f['id']}#{f['turn']}", "user": f["user"], "reply": f["reply"][:80]}
                      for f in summary["failures"]],
+        "outcomes": summary["outcomes"],
         "suite": suite_fingerprint(),
         "seconds": round(time.perf_counter() - t0, 1),
         "checks": check_results,
@@ -373,12 +401,71 @@ def _score(model: str, checks: list[Check], steps: _Steps, label: str,
     scores = _read_json(SCORES, {})
     key = Path(model).name
     cached = scores.get(key)
-    if cached and cached.get("suite") == suite_fingerprint() and not checks:
+    # Scores without per-turn outcomes (measured before the paired gate) cannot be paired.
+    if cached and cached.get("suite") == suite_fingerprint() and "outcomes" in cached and not checks:
         return {**cached, "cached": True}
     result = measure(model, checks, steps, label, span)
     scores[key] = {k: v for k, v in result.items() if k != "checks"}
     _write_json(SCORES, scores)
     return {**result, "cached": False}
+
+
+def _without_outcomes(score: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A score as shown in the gate and the audit log: the per-turn outcomes stay in model_scores.json."""
+    return None if score is None else {k: v for k, v in score.items() if k != "outcomes"}
+
+
+def _differences(live: dict[str, Any], candidate: dict[str, Any]) -> dict[str, Any]:
+    """Turns the candidate newly fails (with their text) and turns it newly passes."""
+    live_failed = {f["turn"] for f in live.get("failures") or [] if isinstance(f, dict)}
+    cand_failed = {f["turn"] for f in candidate.get("failures") or [] if isinstance(f, dict)}
+    return {"regressions": [f for f in candidate.get("failures") or []
+                            if isinstance(f, dict) and f["turn"] not in live_failed],
+            "fixes": sorted(live_failed - cand_failed)}
+
+
+def _verdict(gate: dict[str, Any]) -> str:
+    """The gate's decision in words (Chinese, for staff)."""
+    comparison = gate["comparison"]
+    text = f"候选模型准确率 {gate['candidate_accuracy']:.1%}"
+    if gate["live_accuracy"] is None:
+        text += "（没有线上模型可比）"
+    else:
+        text += (f"，线上模型 {gate['live_accuracy']:.1%}；同一批 {comparison['paired_turns']} 轮配对比较："
+                 f"候选模型新答错 {comparison['newly_wrong']} 轮、新答对 {comparison['newly_right']} 轮"
+                 f"（McNemar 单侧 p={comparison['p_value']:.3g}）")
+        if comparison["worse"]:
+            text += f"，显著差于线上模型（p<{comparison['alpha']:g}）"
+            if gate.get("regressions"):
+                text += "；新答错：" + "、".join(f"“{f['user']}”" for f in gate["regressions"][:5])
+        elif comparison["newly_wrong"] > comparison["newly_right"]:
+            text += "，差异不显著"
+    failed = [c for c in gate["checks"] if not c["ok"]]
+    if failed:
+        text += "；新问题未得到预期回答：" + "、".join(f"“{c['question']}”" for c in failed)
+    return text
+
+
+def _gate(candidate: str, live_model: str, checks: list[Check], steps: _Steps) -> tuple[dict[str, Any], str]:
+    """Measure the live model (cached) and the candidate on the dev suite and decide: (gate, verdict).
+
+    Passed unless the candidate is significantly worse on the paired turns or a check fails.
+    """
+    has_live = bool(live_model) and _abs(live_model).exists()
+    live_score = _score(live_model, [], steps, "线上模型 / live model", (0.0, 0.5)) if has_live else None
+    cand_score = _score(candidate, checks, steps, "候选模型 / candidate", (0.5, 1.0))
+    comparison = compare(live_score, cand_score, gate_alpha())
+    gate: dict[str, Any] = {
+        "candidate": _without_outcomes(cand_score), "live": _without_outcomes(live_score),
+        "candidate_accuracy": cand_score["accuracy"],
+        "live_accuracy": live_score["accuracy"] if live_score else None,
+        "checks": cand_score.get("checks", []),
+        "comparison": comparison,
+    }
+    if live_score:
+        gate.update(_differences(live_score, cand_score))
+    gate["passed"] = not comparison["worse"] and all(c["ok"] for c in gate["checks"])
+    return gate, _verdict(gate)
 
 
 # -- deploying ---------------------------------------------------------------
@@ -550,44 +637,16 @@ def _retrain(steps: _Steps, full: bool, t0: float) -> RetrainResult:
     checks = _smoke_checks(kb, changed, removed, old_kb_faqs)
     with steps.step("gate", "gate", "质量门 / quality gate"):
         try:
-            live_score = _score(live_model, [], steps, "线上模型 / live model", (0.0, 0.5)) if live_model and \
-                _abs(live_model).exists() else None
-            cand_score = _score(candidate, checks, steps, "候选模型 / candidate", (0.5, 1.0))
+            gate, verdict = _gate(candidate, live_model, checks, steps)
         except RetrainError as exc:
             return done(False, live_model, f"质量门无法完成，线上模型未改动：{exc}")
-    gate: dict[str, Any] = {
-        "candidate": cand_score, "live": live_score,
-        "candidate_accuracy": cand_score["accuracy"],
-        "live_accuracy": live_score["accuracy"] if live_score else None,
-        "checks": cand_score.get("checks", []),
-    }
-    failed_checks = [c for c in gate["checks"] if not c["ok"]]
-    tolerance = gate_tolerance()
-    gate["tolerance"] = tolerance
-    if live_score:
-        live_failed = {f["turn"] for f in live_score.get("failures") or [] if isinstance(f, dict)}
-        cand_failed = {f["turn"] for f in cand_score.get("failures") or [] if isinstance(f, dict)}
-        gate["regressions"] = [f for f in cand_score.get("failures") or []
-                               if isinstance(f, dict) and f["turn"] not in live_failed]
-        gate["fixes"] = sorted(live_failed - cand_failed)
-    good_enough = live_score is None or cand_score["accuracy"] >= live_score["accuracy"] - tolerance / 100 - 1e-9
-    passed = good_enough and not failed_checks
-    gate["passed"] = passed
-    verdict = (f"候选模型准确率 {cand_score['accuracy']:.1%}"
-               + (f"，线上模型 {live_score['accuracy']:.1%}" if live_score else "（没有线上模型可比）")
-               + (f"（允许低 {tolerance:g} 个百分点）" if tolerance and live_score else ""))
-    if not passed:
+    if not gate["passed"]:
         REJECTED.mkdir(parents=True, exist_ok=True)
         if candidate_path.exists():
             shutil.move(str(candidate_path), rejected_path)
-        why = verdict + ("，低于线上模型" if not good_enough else "")
-        if not good_enough and gate.get("regressions"):
-            why += "；新答错：" + "、".join(f"“{f['user']}”" for f in gate["regressions"][:5])
-        if failed_checks:
-            why += "；新问题未得到预期回答：" + "、".join(f"“{c['question']}”" for c in failed_checks)
         extra = "" if not notes else "（" + "；".join(notes) + "）"
         return done(False, live_model,
-                    f"未通过质量门，线上模型未改动（候选模型移至 {_rel(rejected_path)}）：{why}。{extra}", gate)
+                    f"未通过质量门，线上模型未改动（候选模型移至 {_rel(rejected_path)}）：{verdict}。{extra}", gate)
 
     # 6. deploy: hot swap, smoke question, record
     with steps.step("deploy", "deploy", "上线 / deploying"):
@@ -611,7 +670,7 @@ def _retrain(steps: _Steps, full: bool, t0: float) -> RetrainResult:
         history = _history()
         history.append({"model": candidate, "previous": live_model,
                         "at": dt.datetime.now().isoformat(timespec="seconds"),
-                        "accuracy": cand_score["accuracy"], "servers": swapped})
+                        "accuracy": gate["candidate_accuracy"], "servers": swapped})
         _save_history(history)
     where = "已热切换 " + "、".join(swapped) if swapped else "没有运行中的服务器，下次启动时生效"
     if skipped and swapped:

@@ -1,5 +1,5 @@
-"""The REST channel against the running servers: answers, bad input, and the
-held-out conversation suite with its targets."""
+"""The REST channel against the running servers: answers, bad input, the dev
+conversation suite with its targets asserted, and the holdout suite measured."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-from tests.e2e import eval as suite
+from bot import evaluation
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
 
@@ -86,12 +89,30 @@ def test_bad_input_gets_polite_reply_or_4xx(live_url, body, expected_status):
     assert "0955-8812005" in say(live_url, "after-bad", "联系电话")
 
 
-def test_held_out_conversations_meet_targets(live_url):
-    conversations = suite.load_conversations()
-    results = asyncio.run(suite.run_suite(live_url, conversations))
-    summary = suite.summarize(results)
+def run_set(url: str, name: str) -> dict:
+    """Play one set, write results/eval-<set>.json, print its report; the summary."""
+    conversations = evaluation.load_set(name)
+    results = asyncio.run(evaluation.run_suite(url, conversations)) if conversations else []
+    summary = evaluation.summarize(results, name)
+    path = evaluation.write_report(summary, ROOT / "results")
+    print("\n".join(evaluation.report_lines(summary, show_failures=False)) + f"\n  failures: {path}")
+    return summary
+
+
+def test_dev_conversations_meet_targets(live_url):
+    summary = run_set(live_url, "dev")
     assert summary["turns"] >= 300
-    failures = "\n".join(f"{f['id']}: {f['user']} -> {f['reply'][:80]} missing={f['missing']} forbidden={f['forbidden']}"
+    failures = "\n".join(f"{f['id']}#{f['turn']} [{f['expect']}/{f['kind']}]: {f['user']} -> {f['reply'][:80]} "
+                         f"missing={f['missing']} forbidden={f['forbidden']} recited={f['recited']}"
                          for f in summary["failures"][:30])
-    assert summary["answer_accuracy"] >= 0.97, failures
-    assert summary["oos_rejection"] >= 0.95, failures
+    met = evaluation.targets_met(summary)
+    assert met == {name: True for name in evaluation.TARGETS}, (
+        {name: summary[name] for name in evaluation.TARGETS}, failures)
+
+
+def test_holdout_conversations_are_measured(live_url):
+    # Only measured here (figures printed and in results/eval-holdout.json): its targets are the
+    # lead's call (`make eval --strict`), and its failures are not studied in a test run.
+    summary = run_set(live_url, "holdout")
+    assert summary["turns"] > 0, "tests/conversations/holdout/ has no conversations"
+    assert summary["http_errors"] == 0, [f for f in summary["failures"] if f["status"] != 200][:5]

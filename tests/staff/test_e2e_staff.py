@@ -37,13 +37,13 @@ EXPECTED = "欢迎在科普日活动现场拍照"
 # main activities -- "科普日" plus a day pulls towards the notice's own intents.)
 PARAPHRASES = ["活动现场能拍照片吗", "拍照录像在现场允许不", "在科普日现场录像可以吗"]
 OUT_OF_SCOPE = ["社保怎么交", "附近有什么好吃的餐馆", "股票明天会涨吗"]
-# Adding one FAQ means a full retrain, which moves unrelated turns of the held-out suite either way
-# (measured: 99.0% -> 97.3%), so with the strict default gate the candidate may be refused and the
-# FAQ then answers through the matcher only. This test is about the staff workflow through to a hot
-# swap, so the gate's accuracy comparison is switched off here (the gate still serves the candidate,
-# runs the suite and requires the new FAQ's smoke check); the strict comparison itself is tested in
-# tests/staff/test_retrain.py and measured by make bench-retrain.
-ENV = {"KEPU_GATE_TOLERANCE": "100"}
+# Adding one FAQ means a full retrain, which moves unrelated turns of the dev suite either way
+# (measured: 99.0% -> 97.3%), so the gate's paired test may refuse the candidate and the FAQ then
+# answers through the matcher only. This test is about the staff workflow through to a hot swap, so
+# the gate's suite comparison is switched off here (KEPU_GATE_ALPHA=0: the gate still serves the
+# candidate, runs the suite and requires the new FAQ's smoke check); the comparison itself is tested
+# in tests/staff/test_retrain.py and measured by make bench-retrain.
+ENV = {"KEPU_GATE_ALPHA": "0"}
 
 
 @pytest.fixture(scope="module")

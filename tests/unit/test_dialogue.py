@@ -181,9 +181,9 @@ def test_noise_is_refused(ask, text):
     assert ask("ask_deadline", text).kind == "refusal"
 
 
-def test_other_years_are_refused(ask):
+def test_other_years_say_the_notice_covers_2021(ask):
     reply = ask("ask_time", "2023年科普日什么时候")
-    assert reply.kind == "refusal" and "2023" in reply.text
+    assert reply.kind == "unstated" and "2023" in reply.text and "2021" in reply.text
 
 
 def test_low_confidence_offers_buttons(ask):

@@ -1,0 +1,157 @@
+"""Which question type a message asks: the classifier's reading, checked against the evidence.
+
+`read(frame)` returns a question type of topics.HANDLERS, "out_of_scope",
+"ask_unstated", "ask_registration_status", "lost" (a follow-up with nothing to
+follow), or None when nothing is sure enough to answer (the later resolvers then
+try retrieval, "the notice does not say" or "您是想问……"). Each step is one
+small function with the rule it applies in its docstring.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.dialogue.lexicon import lexicon
+from bot.dialogue.phrasing import SMALLTALK
+from bot.dialogue.topics import FOLLOW_UP_DEFAULT, HANDLERS, RELEVANT, TOPICAL, UNIVERSAL
+from bot.dialogue.types import Entities, Frame
+
+# A guess below this, with nothing of the notice named, is not answered outright.
+WEAK_CONFIDENCE = 0.3
+# A guess below this with no named thing, no question word and no context is not answered.
+NO_EVIDENCE_CONFIDENCE = 0.5
+# Below these the classifier is "unsure" and a question word that disagrees wins.
+UNSURE = 0.8
+UNSURE_OUT_OF_SCOPE = 0.6
+SHORT_FOLLOW_UP = 4
+
+
+def cue_intent(frame: Frame, intent: str) -> str | None:
+    """The question type the question words ask for, when the classifier disagrees and is not sure."""
+    lex = lexicon()
+    cues = [lex.cue(name) for name in frame.cues]
+    if not cues:
+        return None
+    family = set().union(*(c.family for c in cues))
+    unsure = intent == "nlu_fallback" or frame.confidence < (UNSURE_OUT_OF_SCOPE if intent == "out_of_scope"
+                                                              else UNSURE)
+    out_of_scope = dict(frame.turn.ranking).get("out_of_scope", 0.0)
+    if intent in family or not unsure or (intent != "out_of_scope" and out_of_scope >= 0.3):
+        return None
+    target = cues[0].target
+    # The named things outrank a question word that does not fit them ("在哪个大会上的讲话").
+    if frame.topical and not any(t in RELEVANT.get(target, ()) for t in frame.topical):
+        return None
+    return target
+
+
+def _from_fallback(frame: Frame) -> str | None:
+    """A low-confidence candidate that fits the named things (or the context)."""
+    candidates = [(n, c) for n, c in frame.turn.ranking if n not in ("nlu_fallback", "out_of_scope")][:3]
+    ctx_types = set(frame.context.get("entities") or {}) if not frame.entities else set()
+    for types, floor in ((set(frame.entities), 0.08), (ctx_types, 0.15)):
+        for name, confidence in candidates:
+            if confidence >= floor and types & set(RELEVANT.get(name, ())):
+                return name
+    topical = frame.topical
+    return FOLLOW_UP_DEFAULT[topical[0]] if topical else None
+
+
+def _follow_up(frame: Frame) -> str | None:
+    """A bare follow-up ("卫健呢？") keeps the last question type when the new thing fits it."""
+    ents, ctx = frame.entities, frame.context
+    last = None if frame.corrected else ctx.get("intent")
+    if not ents:
+        return last
+    if last in RELEVANT and any(t in RELEVANT[last] for t in ents):
+        return last
+    for type_ in TOPICAL + ("event",):
+        if type_ in ents:
+            return FOLLOW_UP_DEFAULT[type_]
+    return last
+
+
+def _short_follow_up(frame: Frame, intent: str) -> str:
+    """"哪天？" / "在哪里" right after a question: the question word decides."""
+    bare = re.sub(r"[\W_]+", "", frame.text)
+    if len(bare) > SHORT_FOLLOW_UP or not frame.context.get("entities") or frame.entities:
+        return intent
+    lex = lexicon()
+    target = next((lex.cue(n).target for n in frame.cues), None)
+    return target if target in HANDLERS else intent
+
+
+def _polite_question(frame: Frame, intent: str) -> str:
+    """"联系方式发我一下，谢谢" is a question, not thanks."""
+    if intent not in ("thank", "greet"):
+        return intent
+    if frame.topical:
+        return FOLLOW_UP_DEFAULT[frame.topical[0]]
+    if len(frame.text) > 10:
+        return cue_intent(frame, "nlu_fallback") or intent
+    return intent
+
+
+def _unsure(frame: Frame, intent: str) -> bool:
+    """True when a guessed question type has nothing to lean on: no named thing, no question word,
+    no context, and a low confidence."""
+    if intent not in HANDLERS or frame.entities:
+        return False
+    if frame.confidence < WEAK_CONFIDENCE:
+        return True
+    return not frame.cues and not frame.context.get("entities") and frame.confidence < NO_EVIDENCE_CONFIDENCE
+
+
+def _named_thing(frame: Frame, intent: str) -> str:
+    """A named thing outranks a question type that is not about it ("疫情防控那条说了啥")."""
+    topical = frame.topical
+    if not topical:
+        return intent
+    if intent == "out_of_scope" and frame.confidence < UNSURE_OUT_OF_SCOPE:
+        return FOLLOW_UP_DEFAULT[topical[0]]
+    if intent == "ask_unstated" and not frame.details:
+        return FOLLOW_UP_DEFAULT[topical[0]]
+    if intent in HANDLERS and not any(t in RELEVANT.get(intent, ()) for t in frame.entities) and (
+            intent not in UNIVERSAL or topical[0] in ("document", "audience")):
+        return FOLLOW_UP_DEFAULT[topical[0]]
+    return intent
+
+
+def _classifier_intent(frame: Frame) -> str:
+    """The classifier's intent, or "nlu_fallback" where it cannot be trusted (English, corrections)."""
+    intent = frame.intent
+    if frame.english and intent not in SMALLTALK:
+        return "nlu_fallback"
+    if frame.corrected and intent in ("deny", "affirm", "follow_up", *SMALLTALK):
+        return "nlu_fallback"
+    return intent
+
+
+def read(frame: Frame) -> str | None:
+    """The question type to answer, or None when unsure."""
+    intent = _polite_question(frame, _classifier_intent(frame))
+    intent = _short_follow_up(frame, intent)
+    intent = cue_intent(frame, intent) or intent
+    intent = _named_thing(frame, intent)
+    if intent == "out_of_scope":
+        return intent
+    if _unsure(frame, intent):
+        return None
+    if intent == "nlu_fallback":
+        return _from_fallback(frame)
+    if intent == "follow_up":
+        return _follow_up(frame) or "lost"
+    if intent in ("faq", "affirm", "deny"):
+        return _from_fallback(frame)
+    return intent
+
+
+def next_steps_entities(frame: Frame) -> Entities:
+    """"填报完了以后还要干嘛" asks for every later deadline, not the registration one."""
+    return {} if "next_steps" in frame.cues else frame.entities
+
+
+def remembered(frame: Frame) -> dict[str, Any]:
+    """The context without the offered options (small talk and refusals keep the topic)."""
+    return {k: v for k, v in frame.context.items() if k != "offered"}

@@ -1,0 +1,471 @@
+"""The resolvers: each decides one kind of reply, or passes (returns None).
+
+`RESOLVERS` is the order in which they are asked; `bot.dialogue.respond` is the
+loop. Each is `(frame) -> Reply | None` and says in its docstring what it decides.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+
+from bot.dialogue.lexicon import lexicon
+from bot.dialogue.phrasing import SMALLTALK, hot_buttons, refusal, say, smalltalk
+from bot.dialogue.reading import next_steps_entities, read, remembered
+from bot.dialogue.retrieval import Hit, index_for
+from bot.dialogue.topics import HANDLERS, RELEVANT, answer, facts_reply, first, others_hint
+from bot.dialogue.types import Frame, Reply
+from bot.faq import MIN_CONFIDENCE, is_expired, matcher_for
+from bot.knowledge.answers import citation, fill, fmt_date, joint_action_facts, render, short
+from bot.text import is_meaningful
+
+Resolver = Callable[[Frame], "Reply | None"]
+CLARIFY_MIN_CONFIDENCE = 0.12
+# Retrieval is trusted when the best document covers this share of the question's
+# term weight and scores this many times the runner-up (measured on dev).
+RETRIEVAL_COVERAGE = 0.45
+RETRIEVAL_MARGIN = 1.25
+# A reading of the notice this sure is not overruled by a staff FAQ the model knows.
+FAQ_OUTRANKED_BY = 0.8
+OVERVIEWS = {"joint.overview", "content.overview", "requirement.overview", "main_activities",
+             "event.kepu_day.venue", "event.kepu_day.time", "notice.audience", "contact.all"}
+
+
+def _keep(frame: Frame, reply: Reply) -> Reply:
+    reply.context = remembered(frame)
+    return reply
+
+
+def _reading(frame: Frame) -> str | None:
+    if not hasattr(frame, "_reading"):
+        object.__setattr__(frame, "_reading", read(frame))
+    return frame._reading
+
+
+def _search(frame: Frame, among: str = "") -> list[Hit]:
+    lex = lexicon()
+    stop = frozenset(w for w in lex.generic_words if len(w) >= 2)
+    return index_for(frame.kb, stop).search(frame.text, among)
+
+
+def _trusted(hits: list[Hit], coverage: float = RETRIEVAL_COVERAGE) -> Hit | None:
+    if hits and hits[0].coverage >= coverage and hits[0].margin >= RETRIEVAL_MARGIN:
+        return hits[0]
+    return None
+
+
+# -- input that is not a question -------------------------------------------
+
+def empty_input(frame: Frame) -> Reply | None:
+    """Nothing typed: ask for a question."""
+    if frame.turn.text.strip() or frame.intent:
+        return None
+    return Reply(say(frame.kb, "empty"), kind="empty", context=dict(frame.context))
+
+
+def unreadable(frame: Frame) -> Reply | None:
+    """Only symbols or emoji: say it was not understood."""
+    if not frame.typed or is_meaningful(frame.turn.text):
+        return None
+    return _keep(frame, refusal(frame.kb, "reason_unreadable"))
+
+
+def correction_only(frame: Frame) -> Reply | None:
+    """"不对" with nothing after it: ask what was meant."""
+    if not frame.corrected or re.sub(r"[\W_]+", "", frame.text):
+        return None
+    return _keep(frame, Reply(say(frame.kb, "correction_empty"), kind="clarify"))
+
+
+def errand(frame: Frame) -> Reply | None:
+    """"帮我报个名": the assistant informs, it does not do errands."""
+    lex = lexicon()
+    if not frame.typed or not lex.errand.search(frame.text) or lex.asking_for_info.search(frame.text):
+        return None
+    return _keep(frame, refusal(frame.kb, "reason_errand"))
+
+
+def small_talk(frame: Frame) -> Reply | None:
+    """Greetings, thanks, goodbye, who/what the bot is, asking for a person."""
+    if frame.intent not in SMALLTALK or frame.corrected or frame.topical:
+        return None
+    if frame.intent in ("thank", "greet") and len(frame.text) > 10 and frame.cues:
+        return None  # "麻烦告诉我文件的全称，谢谢" is a question
+    return _keep(frame, smalltalk(frame.kb, frame.intent))
+
+
+def confirmation(frame: Frame) -> Reply | None:
+    """"是的" / "不是" to the options offered with "您是想问……吗？"."""
+    if frame.intent not in ("affirm", "deny") or frame.corrected:
+        return None
+    offered = frame.context.get("offered") or []
+    if frame.intent == "affirm" and offered:
+        chosen = offered[0]
+        return answer(frame.kb, chosen["intent"], dict(chosen.get("entities") or {}), frame.context, frame.today)
+    if frame.intent == "deny" and offered:
+        return Reply(say(frame.kb, "deny_offered"), kind="smalltalk")
+    if frame.entities or frame.cues:
+        return None  # "对，那截止日期呢" goes on as a question
+    return Reply(say(frame.kb, "affirm_plain"), kind="smalltalk", context=dict(frame.context))
+
+
+# -- staff FAQs ---------------------------------------------------------------
+
+def faq_reply(frame: Frame, faq_id: str) -> Reply | None:
+    """The reply for a staff FAQ: its answer and source, or "expired" with the phone."""
+    faq = next((f for f in frame.kb.faqs if f.id == faq_id), None)
+    if faq is None:
+        return None
+    if is_expired(faq, frame.today):
+        assert faq.valid_until is not None
+        text = say(frame.kb, "faq_expired", question=faq.questions[0], date=fmt_date(faq.valid_until))
+    else:
+        text = faq.answer + (say(frame.kb, "faq_source", source=faq.source) if faq.source else "")
+    return Reply(text, kind="answer", context={})
+
+
+def _weak_reading(frame: Frame) -> bool:
+    return (frame.intent in ("nlu_fallback", "out_of_scope", "ask_unstated", "faq")
+            or frame.confidence < FAQ_OUTRANKED_BY or bool(frame.details) or not frame.anchored)
+
+
+def _faq_match(frame: Frame) -> str | None:
+    """The FAQ a message matches by its example questions (bigrams) or by retrieval."""
+    found = matcher_for(frame.kb.faqs).match(frame.text)
+    if found:
+        return found.faq_id
+    hit = _trusted(_search(frame))
+    return hit.id if hit and hit.kind == "faq" else None
+
+
+def staff_faq(frame: Frame) -> Reply | None:
+    """A staff FAQ outranks what it exists to fill: "the notice does not say", out of scope,
+    clarification and a weak reading of the notice. The ResponseSelector's pick is taken when sure;
+    otherwise the FAQ's questions and answer are matched like the facts."""
+    if not frame.typed or not frame.kb.faqs:
+        return None
+    selected = frame.turn.faq
+    lex = lexicon()
+    if frame.intent == "faq" and selected and selected[1] >= MIN_CONFIDENCE:
+        faq = next((f for f in frame.kb.faqs if f.id == selected[0]), None)
+        off_topic = faq is not None and bool(lex.status.search(frame.text)) and not any(
+            lex.status.search(q) for q in faq.questions)
+        if faq is not None and not off_topic:
+            return faq_reply(frame, faq.id)
+    faq_id = _faq_match(frame)
+    if not faq_id:
+        return None
+    known = frame.turn.known_faqs
+    unknown_to_model = known is not None and faq_id not in known
+    return faq_reply(frame, faq_id) if (_weak_reading(frame) or unknown_to_model) else None
+
+
+# -- time and grounding -------------------------------------------------------
+
+def other_year(frame: Frame) -> Reply | None:
+    """A question about another year's event (明年 / 2026年): the notice covers 2021 only."""
+    lex = lexicon()
+    years = frame.years - {lex.notice_year}
+    if not years or lex.notice_year in frame.years or frame.intent in SMALLTALK:
+        return None
+    if not (frame.anchored or frame.context.get("entities")) or frame.foreign:
+        return None
+    year = min(years, key=lambda y: abs(y - frame.today.year))
+    text = say(frame.kb, "other_year", year=year, notice_year=lex.notice_year)
+    return _keep(frame, Reply(text, kind="unstated"))
+
+
+def out_of_notice(frame: Frame) -> Reply | None:
+    """Grounding: a question whose content words the notice never uses, and that names nothing of
+    the notice, is out of scope, whatever its question word ("北京在哪里", "春节是什么时候")."""
+    if not frame.typed or frame.anchored or not frame.foreign:
+        return None
+    if frame.context.get("entities") and len(re.sub(r"[\W_]+", "", frame.text)) <= 6:
+        return None  # a short follow-up leans on the context
+    return _keep(frame, refusal(frame.kb))
+
+
+# -- things the question names directly ----------------------------------------
+
+def numbered_event(frame: Frame) -> Reply | None:
+    """"科协开的是第几次代表大会" / "青少年科学节是第几届": the fact naming the event with its number."""
+    lex = lexicon()
+    if not frame.typed or not lex.ordinal_question.search(frame.text) or lex.ordinal_question_not.search(frame.text):
+        return None
+    event = first(frame.entities, "event")
+    if event is None and len(frame.text) <= 12:
+        event = first(dict(frame.context.get("entities") or {}), "event")
+    fact_id = lex.ordinal_event_fact.get(event or "")
+    if not fact_id:
+        return None
+    return facts_reply(frame.kb, [fact_id], frame.today,
+                       {"intent": "ask_event_content", "entities": {"event": [event]}})
+
+
+def still_open(frame: Frame) -> Reply | None:
+    """"还能报名吗 / 开完了没 / 总结还来得及吗": where today stands for the thing asked about."""
+    lex = lexicon()
+    reading = _reading(frame)
+    asks = reading == "ask_registration_status" or (frame.typed and bool(lex.status.search(frame.text)))
+    if not asks:
+        return None
+    ents = frame.entities or dict(frame.context.get("entities") or {})
+    if reading not in HANDLERS and reading != "ask_registration_status" and not (
+            ents or re.search(r"报|填|交|登记|提交", frame.text)):
+        return None
+    return status_reply(frame, ents)
+
+
+def status_reply(frame: Frame, ents: dict[str, list[str]]) -> Reply:
+    """Open, not yet open, or closed, for an event or a deadline, from today's date."""
+    kb, today = frame.kb, frame.today
+    event, deadline = first(ents, "event"), first(ents, "deadline")
+    if event and not deadline:
+        fact_id = "event.kepu_day.time" if event in ("kepu_day", "cloud") else f"event.{event}.time"
+        return facts_reply(kb, [fact_id], today, {"intent": "ask_time", "entities": {"event": [event]}})
+    fact = kb.facts[f"deadline.{deadline or 'register'}"]
+    end = fact.date
+    assert end is not None
+    name = kb.entity_name("deadline", deadline or "register")
+    if today > end:
+        text = say(kb, "status_closed", name=name, date=fmt_date(end))
+        if not deadline or deadline == "register":
+            text += others_hint(kb, ["deadline.complete_info", "deadline.summary"], today).replace(
+                say(kb, "other_deadlines"), say(kb, "status_later"))
+        text += say(kb, "status_phone")
+    elif fact.start_date and today < fact.start_date:
+        text = say(kb, "status_not_started", name=name, start=fmt_date(fact.start_date), date=fmt_date(end))
+    else:
+        text = say(kb, "status_open", name=name, date=fmt_date(end), days=(end - today).days) + fill(
+            fact.answer, fact, kb)
+    return Reply(text + citation(kb, [fact]), facts=[fact.id],
+                 context={"intent": "ask_deadline", "entities": {"deadline": [deadline or "register"]}})
+
+
+def notice_part(frame: Frame) -> Reply | None:
+    """"第二部分讲了什么": the facts that sum up that part of the notice."""
+    lex = lexicon()
+    match = lex.part.search(frame.text) if frame.typed else None
+    if not match:
+        return None
+    return facts_reply(frame.kb, list(lex.parts[match.group(1)]), frame.today,
+                       {"intent": _reading(frame) or "ask_main_content", "entities": {}})
+
+
+CHINESE_NUMBERS = {c: i + 1 for i, c in enumerate("一二三四五六七八九十")}
+
+
+def ordinal_item(frame: Frame) -> Reply | None:
+    """"第三个行动" / "第三项" right after a list: the Nth item of the list the notice numbers."""
+    lex = lexicon()
+    match = lex.ordinal.search(frame.text) if frame.typed else None
+    if not match or lex.part.search(frame.text):
+        return None
+    raw = match.group(1)
+    number = int(raw) if raw.isdigit() else CHINESE_NUMBERS[raw]
+    kind = next((k for word, k in lex.list_words.items() if word in frame.text), frame.context.get("list"))
+    return _nth(frame, kind, number) if kind else None
+
+
+def _nth(frame: Frame, kind: str, number: int) -> Reply | None:
+    kb = frame.kb
+    if kind == "agenda":
+        fact = kb.facts["event.congress.agenda"]
+        items = fact.data.get("items") or []
+        if not 1 <= number <= len(items):
+            return None
+        return Reply(say(kb, "agenda_item", number=number, item=items[number - 1]) + citation(kb, [fact]),
+                     facts=[fact.id], context={"intent": "ask_agenda", "entities": {"event": ["congress"]},
+                                               "list": "agenda"})
+    if kind == "joint":
+        type_, intent = "joint_action", "ask_joint_actions"
+        values = [f.id.split(".", 1)[1] for f in joint_action_facts(kb)]
+    else:
+        type_, intent = {"content": ("content_item", "ask_main_content"),
+                         "requirement": ("requirement", "ask_requirements")}[kind]
+        values = list(kb.entities.get(type_, {}))
+    if not 1 <= number <= len(values):
+        return None
+    reply = answer(kb, intent, {type_: [values[number - 1]]}, frame.context, frame.today)
+    reply.context["list"] = kind
+    return reply
+
+
+def role_duties(frame: Frame) -> Reply | None:
+    """"我们是科普基地，这次要做些什么" / "一般群众可以去看吗": what the notice asks of who asks."""
+    lex = lexicon()
+    if not frame.typed or not lex.role_question.search(frame.text):
+        return None
+    if set(frame.cues) - {"content"} or frame.details or "deadline" in frame.entities or "contact" in frame.entities:
+        return None
+    role = next((r for r in lex.roles if r.pattern.search(frame.text)), None)
+    if role is None:
+        return None
+    return facts_reply(frame.kb, list(role.facts), frame.today, {"intent": "ask_registration", "entities": {}})
+
+
+_VALUE = re.compile(r"[\w.\-]+@[\w.\-]+|https?://\S+|www\.[\w.]+|\d[\d\-]{5,}\d")
+
+
+def value_lookup(frame: Frame) -> Reply | None:
+    """Reverse look-up: a phone number, e-mail or address given, what it belongs to."""
+    values = [v.rstrip(".") for v in _VALUE.findall(frame.text.lower())] if frame.typed else []
+    if not values:
+        return None
+    kb = frame.kb
+    owners = [f.id for f in kb.facts.values() if any(v in fill(f.short, f, kb).lower() for v in values)]
+    if not owners:
+        owners = [f.id for f in kb.facts.values() if any(v in fill(f.answer, f, kb).lower() for v in values)][:2]
+    if not owners:
+        return None
+    entities = {"contact": [i.split(".", 1)[1] for i in owners if i.startswith("contact.")]}
+    return facts_reply(kb, owners[:2], frame.today, {"intent": "ask_contact", "entities": entities})
+
+
+def dated(frame: Frame) -> Reply | None:
+    """A date mentioned alone ("10月10号呢" / "10月22日要干嘛"): the facts dated that day."""
+    lex = lexicon()
+    match = lex.date_mention.search(frame.text) if frame.typed else None
+    if not match or frame.entities or _reading(frame) not in (None, "lost", "follow_up", "nlu_fallback",
+                                                            "ask_deadline", "ask_time", "ask_event_content"):
+        return None
+    try:
+        day = dt.date(lex.notice_year, int(match.group(1)), int(match.group(2)))
+    except ValueError:
+        return None
+    facts = [f for f in frame.kb.facts.values()
+             if f.date and (f.date == day or (f.end_date and f.date <= day <= f.end_date))]
+    for prefix in lex.date_preference:
+        chosen = [f.id for f in facts if f.id.startswith(prefix)]
+        if chosen:
+            return facts_reply(frame.kb, chosen, frame.today, {"intent": _reading(frame) or "ask_time",
+                                                                "entities": {}})
+    return None
+
+
+# -- the notice does not say ----------------------------------------------------
+
+def unstated_reply(frame: Frame) -> Reply:
+    """Say the notice does not give the detail, add what it does say, give the phone."""
+    kb = frame.kb
+    what = "、".join(frame.details) if frame.details else say(kb, "unstated_default_what")
+    text = say(kb, "unstated", what=what)
+    event = first(frame.entities, "event")
+    facts = []
+    if event in ("main_event", "congress"):
+        facts = [kb.facts[f"event.{event}.time"], kb.facts[f"event.{event}.venue"]]
+        text += say(kb, "unstated_about", name=kb.entity_name("event", event),
+                    facts=f"{short(facts[0], kb)}，地点在{short(facts[1], kb)}")
+    context = {"intent": "ask_time", "entities": {"event": [event]}} if event else {}
+    return Reply(text + citation(kb, facts), kind="unstated", facts=[f.id for f in facts], context=context)
+
+
+def unstated_detail(frame: Frame) -> Reply | None:
+    """A detail the notice lacks ("几点开始", "停车", "名单"): say so, never the nearest fact."""
+    reading = _reading(frame)
+    if reading == "ask_unstated" or (reading in (None, "lost") and frame.details):
+        return unstated_reply(frame)
+    return None
+
+
+def refused(frame: Frame) -> Reply | None:
+    """Read as out of scope: refuse, unless retrieval finds the notice item it is about."""
+    if _reading(frame) != "out_of_scope":
+        return None
+    if frame.anchored and not frame.foreign:
+        hit = _trusted(_search(frame, "fact:"), coverage=0.6)
+        if hit:
+            return facts_reply(frame.kb, [hit.id], frame.today, {"intent": "ask_event_content", "entities": {}})
+    return _keep(frame, refusal(frame.kb))
+
+
+# -- the question type ----------------------------------------------------------
+
+def _both_time_and_place(frame: Frame, intent: str) -> Reply | None:
+    event = first(frame.entities, "event")
+    lex = lexicon()
+    if intent not in ("ask_time", "ask_venue") or event not in ("main_event", "congress", "kepu_day"):
+        return None
+    if not {"venue", "time"} <= set(frame.cues):
+        return None
+    if event == "main_event":
+        return answer(frame.kb, "ask_event_content", frame.entities, frame.context, frame.today)
+    del lex
+    return facts_reply(frame.kb, [f"event.{event}.time", f"event.{event}.venue"], frame.today,
+                       {"intent": "ask_time", "entities": {"event": [event]}})
+
+
+def _detail_instead(frame: Frame, reply: Reply) -> Reply | None:
+    """An overview answer to a question about one item: the item that contains the detail."""
+    if not set(reply.facts) <= OVERVIEWS:
+        return None
+    hit = _trusted(_search(frame, "fact:"))
+    if not hit or hit.id in reply.facts or hit.id in OVERVIEWS:
+        return None
+    return facts_reply(frame.kb, [hit.id], frame.today, reply.context)
+
+
+def question_type(frame: Frame) -> Reply | None:
+    """Answer the question type read from the message, from the knowledge base."""
+    intent = _reading(frame)
+    if intent not in HANDLERS:
+        return None
+    both = _both_time_and_place(frame, intent) if frame.typed else None
+    if both:
+        return both
+    reply = answer(frame.kb, intent, next_steps_entities(frame), frame.context, frame.today)
+    if frame.typed:
+        reply = _detail_instead(frame, reply) or reply
+    details = [d for d in frame.details if not (d == "具体几点" and "没有写具体几点" in reply.text)]
+    if frame.details:
+        reply.kind = "unstated"
+    if details:
+        reply.text = say(frame.kb, "unstated_lead_in", what="、".join(details)) + reply.text
+    return reply
+
+
+def retrieval_fallback(frame: Frame) -> Reply | None:
+    """Unsure of the question type: the fact the question's distinctive words point into."""
+    if _reading(frame) not in (None, "lost") or not frame.typed or frame.foreign and not frame.anchored:
+        return None
+    hit = _trusted(_search(frame, "fact:"))
+    if not hit:
+        return None
+    return facts_reply(frame.kb, [hit.id], frame.today, {"intent": "ask_event_content", "entities": {}})
+
+
+def clarification(frame: Frame) -> Reply | None:
+    """Still unsure: offer the likeliest questions ("您是想问……吗？"), or refuse if none fits."""
+    if _reading(frame) == "lost":
+        return _keep(frame, refusal(frame.kb, "reason_lost_follow_up"))
+    kb = frame.kb
+    labels = {q.intent: q for q in kb.questions}
+    options = [(name, conf) for name, conf in frame.turn.ranking
+               if name in HANDLERS and name in labels and conf >= CLARIFY_MIN_CONFIDENCE][:3]
+    top = next((name for name, _ in frame.turn.ranking if name != "nlu_fallback"), None)
+    if not options or top == "out_of_scope" or (frame.foreign and not frame.anchored):
+        return _keep(frame, refusal(kb))
+    ents = frame.entities
+    buttons = []
+    for name, _ in options:
+        q = labels[name]
+        chosen = {t: v[0] for t, v in ents.items() if t in RELEVANT.get(name, ())}
+        payload_q = q if not chosen else type(q)(q.intent, q.label, q.hot, chosen)
+        buttons.append((q.label, payload_q.payload()))
+    offered = [{"intent": name, "entities": {t: v for t, v in ents.items() if t in RELEVANT.get(name, ())}}
+               for name, _ in options]
+    return Reply(say(kb, "clarify"), buttons=buttons, kind="clarify", context={"offered": offered})
+
+
+def fallback_refusal(frame: Frame) -> Reply:
+    """Nothing else applied: the polite refusal."""
+    return _keep(frame, refusal(frame.kb))
+
+
+RESOLVERS: list[Resolver] = [
+    empty_input, unreadable, correction_only, errand, small_talk, confirmation, staff_faq, other_year,
+    out_of_notice, numbered_event, still_open, notice_part, ordinal_item, role_duties, value_lookup, dated,
+    unstated_detail, refused, question_type, retrieval_fallback, clarification,
+]
+__all__ = ["RESOLVERS", "fallback_refusal", "hot_buttons", "render"]

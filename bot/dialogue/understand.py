@@ -1,0 +1,263 @@
+"""From a Turn to a Frame: everything the resolvers need to know about a message.
+
+Computed once per message:
+- English questions are glossed into the Chinese words the resolvers know;
+- a correction prefix ("不对，我是问……") is removed and remembered;
+- homophone typos of the notice's words ("练系方式", "载止日期") are corrected by
+  toneless pinyin against the vocabulary of entity aliases, anchors and cue words;
+- the notice's named things are found (the NLU's, plus the gazetteer on the
+  corrected text), with question words, unstated details and years;
+- whether the question is anchored in the notice, and which of its content words
+  the notice and the in-scope training data never use (grounding).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pypinyin import lazy_pinyin
+
+from bot.dialogue.lexicon import Lexicon, lexicon
+from bot.dialogue.retrieval import fact_documents
+from bot.dialogue.types import Entities, Frame, Turn
+from bot.knowledge.gazetteer import Gazetteer
+from bot.knowledge.model import KnowledgeSet
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
+_LATIN = re.compile(r"[A-Za-z]")
+# Characters that carry the question itself: never "corrected" into a word ("第几次" is not "第一次").
+PROTECTED = set("几哪谁啥咋怎么什多少吗呢吧啊没不是有要能")
+_LITERAL = re.compile(r"^[\u4e00-\u9fff]{2,8}$")
+# Fuzzy initials and finals people confuse with pinyin input (z/zh, n/l, an/ang ...).
+_FUZZY = [("zh", "z"), ("ch", "c"), ("sh", "s"), ("ang", "an"), ("eng", "en"), ("ing", "in"), ("l", "n")]
+
+
+def fuzzy(syllable: str) -> str:
+    """A syllable with easily confused initials and finals folded together."""
+    for a, b in _FUZZY:
+        if syllable.startswith(a) and a in ("zh", "ch", "sh", "l"):
+            syllable = b + syllable[len(a):]
+        elif syllable.endswith(a) and a in ("ang", "eng", "ing"):
+            syllable = syllable[: -len(a)] + b
+    return syllable
+
+
+_INITIAL = re.compile(r"^(zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(.*)$")
+
+
+def sounds_alike(a: str, b: str) -> bool:
+    """Two characters an IME confuses: same initial or same final after folding (练/联, 载/在)."""
+    pa, pb = (fuzzy(lazy_pinyin(c)[0]) for c in (a, b))
+    ia, fa = _INITIAL.match(pa).groups()  # type: ignore[union-attr]
+    ib, fb = _INITIAL.match(pb).groups()  # type: ignore[union-attr]
+    return (bool(ia) and ia == ib) or (bool(fa) and fa == fb)
+
+
+def _key(word: str) -> tuple[str, ...]:
+    return tuple(fuzzy(s) for s in lazy_pinyin(word))
+
+
+def cue_words(lex: Lexicon) -> set[str]:
+    """The plain Chinese words inside the cue patterns (for spelling and vocabulary)."""
+    words: set[str] = set()
+    for pattern in [c.pattern for c in lex.cues] + [lex.status]:
+        for alt in re.split(r"[|()]", pattern.pattern):
+            if _LITERAL.match(alt):
+                words.add(alt)
+    return words
+
+
+class Speller:
+    """Corrects homophone typos of known words by pinyin (one mechanism for every word list)."""
+
+    def __init__(self, vocabulary: Iterable[str]) -> None:
+        self._words = {w for w in vocabulary if _LITERAL.match(w)}
+        self._by_sound: dict[tuple[str, ...], str] = {}
+        self._by_mask: dict[str, str] = {}
+        for word in sorted(self._words, key=lambda w: (-len(w), w)):
+            self._by_sound.setdefault(_key(word), word)
+            if len(word) >= 4:
+                for i in range(len(word)):
+                    self._by_mask.setdefault(word[:i] + "?" + word[i + 1:], word)
+        self._lengths = sorted({len(w) for w in self._words}, reverse=True)
+
+    def _candidate(self, window: str) -> str | None:
+        if window in self._words:
+            return window
+        if any(c in PROTECTED for c in window):
+            return None
+        same = self._by_sound.get(_key(window))
+        if same and (len(window) >= 3 or any(a == b for a, b in zip(window, same, strict=False))):
+            return same
+        if len(window) >= 4:
+            for i in range(len(window)):
+                masked = self._by_mask.get(window[:i] + "?" + window[i + 1:])
+                if masked and sounds_alike(window[i], masked[i]):
+                    return masked
+        return None
+
+    def correct(self, text: str) -> str:
+        """`text` with misspelt known words replaced, longest match first, left to right."""
+        out, i = [], 0
+        while i < len(text):
+            for length in self._lengths:
+                window = text[i:i + length]
+                if len(window) < length or len(window) < 2 or not all(_CJK.match(c) for c in window):
+                    continue
+                found = self._candidate(window)
+                if found:
+                    out.append(found)
+                    i += length
+                    break
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
+
+
+def _aliases(kb: KnowledgeSet) -> set[str]:
+    return {a for values in kb.entities.values() for ev in values.values() for a in (ev.name, *ev.aliases)}
+
+
+@functools.lru_cache(maxsize=4)
+def _speller(words: frozenset[str]) -> Speller:
+    return Speller(words)
+
+
+def speller(kb: KnowledgeSet, lex: Lexicon) -> Speller:
+    """The speller for this knowledge set's aliases, anchors and cue words."""
+    return _speller(frozenset(_aliases(kb) | set(lex.anchors) | cue_words(lex)))
+
+
+_PER_KB: dict[tuple[str, int], tuple[KnowledgeSet, object]] = {}
+
+
+def per_kb(name: str, kb: KnowledgeSet, build: Callable[[], object]) -> Any:
+    """A value derived from one knowledge set, built once while that set is in use."""
+    key = (name, id(kb))
+    cached = _PER_KB.get(key)
+    if cached is None or cached[0] is not kb:
+        if len(_PER_KB) > 16:
+            _PER_KB.clear()
+        cached = _PER_KB[key] = (kb, build())
+    return cached[1]
+
+
+def _gazetteer(kb: KnowledgeSet) -> Gazetteer:
+    return per_kb("gazetteer", kb, lambda: Gazetteer.from_knowledge(kb))
+
+
+def gloss_english(text: str, lex: Lexicon) -> tuple[str, bool]:
+    """Chinese words for an English question (unchanged when the text is mostly Chinese)."""
+    letters = len(_LATIN.findall(text))
+    if letters < 4 or letters < 2 * len(_CJK.findall(text)):
+        return text, False
+    glossed = " " + text.lower() + " "
+    for phrase, chinese in lex.english:
+        glossed = re.sub(rf"(?<![a-z]){re.escape(phrase)}s?(?![a-z])", chinese, glossed)
+    return glossed.strip(), True
+
+
+def _group(entities: Iterable[tuple[str, str]]) -> Entities:
+    grouped: Entities = {}
+    for type_, value in entities:
+        values = grouped.setdefault(type_, [])
+        if value not in values:
+            values.append(value)
+    return grouped
+
+
+def find_entities(kb: KnowledgeSet, turn: Turn, text: str) -> Entities:
+    """The NLU's entities plus the gazetteer's on the corrected text, known values only."""
+    found = list(turn.entities) + [(m.type, m.value) for m in _gazetteer(kb).find(text)]
+    grouped = _group(found)
+    return {t: v for t, v in grouped.items() if all(x in kb.entities.get(t, {}) for x in v)}
+
+
+def unstated_details(text: str, lex: Lexicon) -> list[str]:
+    """The details asked for in `text` that the notice does not give."""
+    details = [label for pattern, label in lex.unstated if pattern.search(text)]
+    if lex.web_address.search(text):  # the website and the app link are in the notice
+        details = [d for d in details if d != "具体地址和路线"]
+    return details
+
+
+def years_in(text: str, lex: Lexicon, today: dt.date) -> set[int]:
+    """Years named ("2026年") or said relative to today ("明年")."""
+    years = {int(y) for y in lex.explicit_year.findall(text)}
+    lowered = text.lower()
+    years |= {today.year + offset for word, offset in lex.relative_years.items() if word in lowered}
+    return years
+
+
+def _known_words(kb: KnowledgeSet, examples: tuple[str, ...], lex_words: frozenset[str]) -> frozenset[str]:
+    """Every word of the notice's facts, aliases, FAQs and in-scope training examples."""
+    return per_kb(f"known-{hash(examples)}-{hash(lex_words)}", kb, lambda: _words_of(kb, examples, lex_words))
+
+
+def _tokens(text: str) -> list[str]:
+    import jieba
+
+    return [w for w in jieba.lcut(text) if len(w) >= 2 and _CJK_RUN.fullmatch(w)]
+
+
+def _words_of(kb: KnowledgeSet, examples: tuple[str, ...], lex_words: frozenset[str]) -> frozenset[str]:
+    texts = [*fact_documents(kb).values(), *examples,
+             *(q for f in kb.faqs for q in f.questions), *(f.answer for f in kb.faqs)]
+    words = set(_aliases(kb)) | set(lex_words)
+    for text in texts:
+        words.update(_tokens(text))
+    return frozenset(words)
+
+
+def foreign_words(text: str, known: frozenset[str], lex: Lexicon) -> list[str]:
+    """The content words of `text` that the notice's vocabulary never uses ("北京", "春节")."""
+    for pattern, _ in lex.unstated:
+        text = pattern.sub(" ", text)
+    return [w for w in _tokens(text) if w not in known and w not in lex.generic_words]
+
+
+def _in_scope_examples() -> tuple[str, ...]:
+    from bot.faq import in_scope_examples
+
+    return in_scope_examples()
+
+
+def anchored(text: str, entities: Entities, lex: Lexicon) -> bool:
+    """True when the question names a thing or a topic word of the notice."""
+    lowered = text.lower()
+    if entities or any(a in lowered for a in lex.anchors):
+        return True
+    # "一般群众可以去看吗": who asks, and whether they may take part, is about the notice.
+    return bool(lex.role_question.search(text)) and any(r.pattern.search(text) for r in lex.roles)
+
+
+def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
+    """Everything the resolvers need about this turn."""
+    lex = lexicon(kb.facts)
+    raw = turn.text or ""
+    typed = not raw.startswith("/")
+    text, english = gloss_english(raw, lex) if typed else (raw, False)
+    match = lex.correction.match(text) if typed else None
+    corrected = bool(match and match.end() > 0)
+    if corrected and match is not None:
+        text = text[match.end():].lstrip("，,。 ")
+    if typed:
+        text = speller(kb, lex).correct(text)
+    entities = find_entities(kb, turn, text) if typed else _group(turn.entities)
+    known = _known_words(kb, _in_scope_examples(), frozenset(cue_words(lex) | set(lex.anchors)))
+    return Frame(
+        kb=kb, turn=turn, today=today, text=text, typed=typed, intent=turn.intent, confidence=turn.confidence,
+        entities=entities, context=dict(turn.context or {}),
+        cues=[c.name for c in lex.cues_in(text)] if typed else [],
+        details=unstated_details(text, lex) if typed else [],
+        years=years_in(text, lex, today) if typed else set(),
+        corrected=corrected, english=english,
+        anchored=anchored(text, entities, lex),
+        foreign=foreign_words(text, known, lex) if typed else [],
+    )
