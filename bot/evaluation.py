@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import math
 import os
@@ -244,11 +245,22 @@ def _options(item: Any) -> list[str]:
     return [str(o) for o in item] if isinstance(item, list | tuple) else [str(item)]
 
 
+@functools.lru_cache(maxsize=1)
+def _consultation_phone() -> str:
+    from bot.knowledge.loader import load_knowledge
+
+    fact = load_knowledge(ROOT / "knowledge").facts.get("contact.phone")
+    return fact.short if fact else ""
+
+
 def judge(turn: Turn, reply: Reply, key_facts: Iterable[str] = ()) -> Judgement:
     """Judge one reply: kind, required and forbidden items, and (refusals) recited key facts."""
     text = reply.text
     missing = tuple(item for item in turn.must if not any(o in text for o in _options(item)))
     forbidden = tuple(o for item in turn.must_not for o in _options(item) if o in text)
+    if turn.expect == "refusal":
+        # A refusal gives the consultation phone on purpose; it is not a recited fact.
+        forbidden = tuple(o for o in forbidden if o != _consultation_phone())
     recited = tuple(f for f in key_facts if f in text) if turn.expect == "refusal" else ()
     return Judgement(REPLY_KIND[turn.expect], reply.kind, missing, forbidden, recited)
 

@@ -51,6 +51,8 @@ class Cue:
     pattern: re.Pattern[str]
     target: str
     family: frozenset[str]
+    anchors: bool = False  # the word itself belongs to the notice ("截止", "文号"), unlike "在哪"
+    overrides: bool = False  # wins over the classifier however sure it is
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ def _cues(raw: Any, file: str) -> tuple[Cue, ...]:
         target = str(item.get("target", ""))
         _types([target], file, entry)
         cues.append(Cue(str(item["name"]), _compile(item.get("pattern"), file, entry), target,
-                        _types(item.get("family") or [], file, entry)))
+                        _types(item.get("family") or [], file, entry), bool(item.get("anchors")),
+                        bool(item.get("overrides"))))
     return tuple(cues)
 
 

@@ -25,6 +25,12 @@ NO_EVIDENCE_CONFIDENCE = 0.5
 UNSURE = 0.8
 UNSURE_OUT_OF_SCOPE = 0.6
 SHORT_FOLLOW_UP = 4
+# Question types about the same subject: a short follow-up stays on its subject.
+TOPIC_GROUPS = [
+    {"ask_notice_overview", "ask_doc_number", "ask_issuer", "ask_issue_date", "ask_basis", "ask_attachment",
+     "ask_audience"},
+    {"ask_registration", "ask_deadline", "ask_registration_status", "ask_app_download", "ask_commendation"},
+]
 
 
 def cue_intent(frame: Frame, intent: str) -> str | None:
@@ -34,6 +40,9 @@ def cue_intent(frame: Frame, intent: str) -> str | None:
     if not cues:
         return None
     family = set().union(*(c.family for c in cues))
+    strong = next((c for c in cues if c.overrides), None)
+    if strong and intent not in strong.family:
+        return strong.target
     unsure = intent == "nlu_fallback" or frame.confidence < (UNSURE_OUT_OF_SCOPE if intent == "out_of_scope"
                                                               else UNSURE)
     out_of_scope = dict(frame.turn.ranking).get("out_of_scope", 0.0)
@@ -75,10 +84,16 @@ def _follow_up(frame: Frame) -> str | None:
 def _short_follow_up(frame: Frame, intent: str) -> str:
     """"哪天？" / "在哪里" right after a question: the question word decides."""
     bare = re.sub(r"[\W_]+", "", frame.text)
-    if len(bare) > SHORT_FOLLOW_UP or not frame.context.get("entities") or frame.entities:
+    if len(bare) > SHORT_FOLLOW_UP or not frame.context.get("intent") or frame.entities:
         return intent
     lex = lexicon()
-    target = next((lex.cue(n).target for n in frame.cues), None)
+    cue = next((lex.cue(n) for n in frame.cues), None)
+    if cue is None:
+        return intent
+    # "哪天发的" after "文号是多少": the member of the question word's family on the same topic.
+    group = next((g for g in TOPIC_GROUPS if frame.context.get("intent") in g), set())
+    same_topic = sorted(cue.family & group)
+    target = same_topic[0] if same_topic else cue.target
     return target if target in HANDLERS else intent
 
 
@@ -106,10 +121,16 @@ def _unsure(frame: Frame, intent: str) -> bool:
 def _named_thing(frame: Frame, intent: str) -> str:
     """A named thing outranks a question type that is not about it ("疫情防控那条说了啥")."""
     topical = frame.topical
+    if intent == "out_of_scope" and frame.entities and not frame.foreign:
+        # Read as out of scope, yet it names the notice's things and nothing foreign to it:
+        # the question word, or else the named thing, says what it asks.
+        cued = [lexicon().cue(n).target for n in frame.cues]
+        if cued:
+            return cued[0]
+        kinds = topical or [t for t in ("event", "platform") if t in frame.entities]
+        return FOLLOW_UP_DEFAULT[kinds[0]] if kinds else intent
     if not topical:
         return intent
-    if intent == "out_of_scope" and frame.confidence < UNSURE_OUT_OF_SCOPE:
-        return FOLLOW_UP_DEFAULT[topical[0]]
     if intent == "ask_unstated" and not frame.details:
         return FOLLOW_UP_DEFAULT[topical[0]]
     if intent in HANDLERS and not any(t in RELEVANT.get(intent, ()) for t in frame.entities) and (
@@ -139,7 +160,8 @@ def read(frame: Frame) -> str | None:
     if _unsure(frame, intent):
         return None
     if intent == "nlu_fallback":
-        return _from_fallback(frame)
+        cued = [lexicon().cue(n).target for n in frame.cues] if frame.anchored else []
+        return _from_fallback(frame) or (cued[0] if cued else None)
     if intent == "follow_up":
         return _follow_up(frame) or "lost"
     if intent in ("faq", "affirm", "deny"):
@@ -147,9 +169,10 @@ def read(frame: Frame) -> str | None:
     return intent
 
 
-def next_steps_entities(frame: Frame) -> Entities:
-    """"填报完了以后还要干嘛" asks for every later deadline, not the registration one."""
-    return {} if "next_steps" in frame.cues else frame.entities
+def next_steps_entities(frame: Frame) -> tuple[Entities, dict[str, Any]]:
+    """"填报完了以后还要干嘛" asks for every later deadline, not the registration one: neither the
+    named step nor the remembered one is the answer."""
+    return ({}, {}) if "next_steps" in frame.cues else (frame.entities, frame.context)
 
 
 def remembered(frame: Frame) -> dict[str, Any]:

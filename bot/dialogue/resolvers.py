@@ -26,6 +26,9 @@ CLARIFY_MIN_CONFIDENCE = 0.12
 # term weight and scores this many times the runner-up (measured on dev).
 RETRIEVAL_COVERAGE = 0.45
 RETRIEVAL_MARGIN = 1.25
+RETRIEVAL_SCORE = 12.0
+RETRIEVAL_CLEAR_MARGIN = 1.4
+FAQ_COVERAGE = 0.5
 # A reading of the notice this sure is not overruled by a staff FAQ the model knows.
 FAQ_OUTRANKED_BY = 0.8
 OVERVIEWS = {"joint.overview", "content.overview", "requirement.overview", "main_activities",
@@ -50,9 +53,13 @@ def _search(frame: Frame, among: str = "") -> list[Hit]:
 
 
 def _trusted(hits: list[Hit], coverage: float = RETRIEVAL_COVERAGE) -> Hit | None:
-    if hits and hits[0].coverage >= coverage and hits[0].margin >= RETRIEVAL_MARGIN:
-        return hits[0]
-    return None
+    if not hits:
+        return None
+    best = hits[0]
+    if best.coverage >= coverage and best.margin >= RETRIEVAL_MARGIN:
+        return best
+    # A distinctive match: far ahead of the runner-up on rare terms.
+    return best if best.score >= RETRIEVAL_SCORE and best.margin >= RETRIEVAL_CLEAR_MARGIN else None
 
 
 # -- input that is not a question -------------------------------------------
@@ -88,8 +95,10 @@ def errand(frame: Frame) -> Reply | None:
 
 def small_talk(frame: Frame) -> Reply | None:
     """Greetings, thanks, goodbye, who/what the bot is, asking for a person."""
-    if frame.intent not in SMALLTALK or frame.corrected or frame.topical:
+    if frame.intent not in SMALLTALK or frame.corrected:
         return None
+    if frame.intent in ("thank", "greet") and frame.topical:
+        return None  # "联系方式发我一下，谢谢" is a question
     if frame.intent in ("thank", "greet") and len(frame.text) > 10 and frame.cues:
         return None  # "麻烦告诉我文件的全称，谢谢" is a question
     return _keep(frame, smalltalk(frame.kb, frame.intent))
@@ -135,8 +144,12 @@ def _faq_match(frame: Frame) -> str | None:
     found = matcher_for(frame.kb.faqs).match(frame.text)
     if found:
         return found.faq_id
-    hit = _trusted(_search(frame))
-    return hit.id if hit and hit.kind == "faq" else None
+    hits = _search(frame)
+    # An FAQ must cover most of the question: sharing "活动现场" does not answer a parking question.
+    best = hits[0] if hits else None
+    if best and best.kind == "faq" and best.coverage >= FAQ_COVERAGE and best.margin >= RETRIEVAL_MARGIN:
+        return best.id
+    return None
 
 
 def staff_faq(frame: Frame) -> Reply | None:
@@ -179,7 +192,9 @@ def other_year(frame: Frame) -> Reply | None:
 def out_of_notice(frame: Frame) -> Reply | None:
     """Grounding: a question whose content words the notice never uses, and that names nothing of
     the notice, is out of scope, whatever its question word ("北京在哪里", "春节是什么时候")."""
-    if not frame.typed or frame.anchored or not frame.foreign:
+    if not frame.typed or not frame.foreign:
+        return None
+    if frame.anchored and not (frame.intent == "out_of_scope" and frame.confidence >= 0.5):
         return None
     if frame.context.get("entities") and len(re.sub(r"[\W_]+", "", frame.text)) <= 6:
         return None  # a short follow-up leans on the context
@@ -299,13 +314,15 @@ def role_duties(frame: Frame) -> Reply | None:
         return None
     if set(frame.cues) - {"content"} or frame.details or "deadline" in frame.entities or "contact" in frame.entities:
         return None
+    if "joint_action" in frame.entities:
+        return answer(frame.kb, "ask_joint_actions", frame.entities, frame.context, frame.today)
     role = next((r for r in lex.roles if r.pattern.search(frame.text)), None)
     if role is None:
         return None
     return facts_reply(frame.kb, list(role.facts), frame.today, {"intent": "ask_registration", "entities": {}})
 
 
-_VALUE = re.compile(r"[\w.\-]+@[\w.\-]+|https?://\S+|www\.[\w.]+|\d[\d\-]{5,}\d")
+_VALUE = re.compile(r"[\w.\-]+@[\w.\-]+|https?://\S+|www\.[\w.]+|\d[\d\-]{5,}\d|[\u4e00-\u9fff]+〔\d{4}〕\d+号|\d{9}/\d{4}-\d{5}")
 
 
 def value_lookup(frame: Frame) -> Reply | None:
@@ -414,7 +431,8 @@ def question_type(frame: Frame) -> Reply | None:
     both = _both_time_and_place(frame, intent) if frame.typed else None
     if both:
         return both
-    reply = answer(frame.kb, intent, next_steps_entities(frame), frame.context, frame.today)
+    entities, context = next_steps_entities(frame)
+    reply = answer(frame.kb, intent, entities, context, frame.today)
     if frame.typed:
         reply = _detail_instead(frame, reply) or reply
     details = [d for d in frame.details if not (d == "具体几点" and "没有写具体几点" in reply.text)]
@@ -464,7 +482,7 @@ def fallback_refusal(frame: Frame) -> Reply:
 
 
 RESOLVERS: list[Resolver] = [
-    empty_input, unreadable, correction_only, errand, small_talk, confirmation, staff_faq, other_year,
+    empty_input, unreadable, correction_only, errand, small_talk, confirmation, other_year, staff_faq,
     out_of_notice, numbered_event, still_open, notice_part, ordinal_item, role_duties, value_lookup, dated,
     unstated_detail, refused, question_type, retrieval_fallback, clarification,
 ]

@@ -241,7 +241,7 @@ RELEVANT: dict[str, tuple[str, ...]] = {
 
 # Question types whose answer holds for every part of the notice (one contact,
 # one registration channel): an entity of another type never changes them.
-UNIVERSAL = {"ask_contact", "ask_registration", "ask_app_download", "ask_deadline", "ask_requirements",
+UNIVERSAL = {"ask_contact", "ask_registration", "ask_app_download", "ask_deadline",
              "ask_commendation", "ask_audience", "ask_registration_status"}
 
 # Entity types that say on their own what the question is about.

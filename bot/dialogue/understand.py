@@ -31,7 +31,7 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 _LATIN = re.compile(r"[A-Za-z]")
 # Characters that carry the question itself: never "corrected" into a word ("第几次" is not "第一次").
-PROTECTED = set("几哪谁啥咋怎么什多少吗呢吧啊没不是有要能")
+PROTECTED = set("几哪谁啥咋怎么什多少吗呢吧")
 _LITERAL = re.compile(r"^[\u4e00-\u9fff]{2,8}$")
 # Fuzzy initials and finals people confuse with pinyin input (z/zh, n/l, an/ang ...).
 _FUZZY = [("zh", "z"), ("ch", "c"), ("sh", "s"), ("ang", "an"), ("eng", "en"), ("ing", "in"), ("l", "n")]
@@ -92,7 +92,10 @@ class Speller:
         if any(c in PROTECTED for c in window):
             return None
         same = self._by_sound.get(_key(window))
-        if same and (len(window) >= 3 or any(a == b for a, b in zip(window, same, strict=False))):
+        if same and len(window) >= 3:
+            return same
+        if same and lazy_pinyin(window) == lazy_pinyin(same) and any(
+                a == b for a, b in zip(window, same, strict=False)):
             return same
         if len(window) >= 4:
             for i in range(len(window)):
@@ -102,12 +105,25 @@ class Speller:
         return None
 
     def correct(self, text: str) -> str:
-        """`text` with misspelt known words replaced, longest match first, left to right."""
+        """`text` with misspelt known words replaced, longest match first, left to right.
+
+        A window is corrected only along word boundaries: a real word that sticks out of it
+        ("办公室" around "公室") is left alone."""
+        import jieba
+
+        inside: list[tuple[int, int]] = []
+        pos = 0
+        for word in jieba.lcut(text):
+            inside.append((pos, pos + len(word)))
+            pos += len(word)
         out, i = [], 0
         while i < len(text):
             for length in self._lengths:
                 window = text[i:i + length]
                 if len(window) < length or len(window) < 2 or not all(_CJK.match(c) for c in window):
+                    continue
+                if window not in self._words and any(
+                        s < i + length and e > i and e - s > 1 and (s < i or e > i + length) for s, e in inside):
                     continue
                 found = self._candidate(window)
                 if found:
@@ -130,8 +146,9 @@ def _speller(words: frozenset[str]) -> Speller:
 
 
 def speller(kb: KnowledgeSet, lex: Lexicon) -> Speller:
-    """The speller for this knowledge set's aliases, anchors and cue words."""
-    return _speller(frozenset(_aliases(kb) | set(lex.anchors) | cue_words(lex)))
+    """The speller for this knowledge set's aliases, anchors, cue words and question keywords."""
+    keywords = {k for q in kb.questions for k in q.keywords}
+    return _speller(frozenset(_aliases(kb) | set(lex.anchors) | cue_words(lex) | keywords))
 
 
 _PER_KB: dict[tuple[str, int], tuple[KnowledgeSet, object]] = {}
@@ -179,10 +196,15 @@ def find_entities(kb: KnowledgeSet, turn: Turn, text: str) -> Entities:
     return {t: v for t, v in grouped.items() if all(x in kb.entities.get(t, {}) for x in v)}
 
 
-def unstated_details(text: str, lex: Lexicon) -> list[str]:
-    """The details asked for in `text` that the notice does not give."""
+def unstated_details(text: str, lex: Lexicon, kb: KnowledgeSet | None = None) -> list[str]:
+    """The details asked for in `text` that the notice does not give (a named thing's own words,
+    like 节约花钱 of the frugality requirement, are not a detail)."""
+    original = text
+    if kb is not None:
+        for m in sorted(_gazetteer(kb).find(text), key=lambda m: -m.start):
+            text = text[:m.start] + " " + text[m.end:]
     details = [label for pattern, label in lex.unstated if pattern.search(text)]
-    if lex.web_address.search(text):  # the website and the app link are in the notice
+    if lex.web_address.search(original):  # the website and the app link are in the notice
         details = [d for d in details if d != "具体地址和路线"]
     return details
 
@@ -215,11 +237,19 @@ def _words_of(kb: KnowledgeSet, examples: tuple[str, ...], lex_words: frozenset[
     return frozenset(words)
 
 
+# Parts of speech of content words (nouns, places, organisations, times): what a question is about.
+CONTENT_POS = {"n", "ns", "nt", "nz", "nr", "nrt", "t", "vn", "j", "l", "i"}
+
+
 def foreign_words(text: str, known: frozenset[str], lex: Lexicon) -> list[str]:
     """The content words of `text` that the notice's vocabulary never uses ("北京", "春节")."""
+    import jieba.posseg
+
     for pattern, _ in lex.unstated:
         text = pattern.sub(" ", text)
-    return [w for w in _tokens(text) if w not in known and w not in lex.generic_words]
+    return [p.word for p in jieba.posseg.cut(text)
+            if len(p.word) >= 2 and p.flag in CONTENT_POS and _CJK_RUN.fullmatch(p.word)
+            and p.word not in known and p.word not in lex.generic_words]
 
 
 def _in_scope_examples() -> tuple[str, ...]:
@@ -231,7 +261,7 @@ def _in_scope_examples() -> tuple[str, ...]:
 def anchored(text: str, entities: Entities, lex: Lexicon) -> bool:
     """True when the question names a thing or a topic word of the notice."""
     lowered = text.lower()
-    if entities or any(a in lowered for a in lex.anchors):
+    if entities or any(a in lowered for a in lex.anchors) or any(c.anchors for c in lex.cues_in(text)):
         return True
     # "一般群众可以去看吗": who asks, and whether they may take part, is about the notice.
     return bool(lex.role_question.search(text)) and any(r.pattern.search(text) for r in lex.roles)
@@ -251,11 +281,14 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
         text = speller(kb, lex).correct(text)
     entities = find_entities(kb, turn, text) if typed else _group(turn.entities)
     known = _known_words(kb, _in_scope_examples(), frozenset(cue_words(lex) | set(lex.anchors)))
+    intent, confidence = turn.intent, turn.confidence
+    if english and intent not in ("greet", "thank", "goodbye"):
+        intent, confidence = "nlu_fallback", 0.0  # the classifier was trained on Chinese
     return Frame(
-        kb=kb, turn=turn, today=today, text=text, typed=typed, intent=turn.intent, confidence=turn.confidence,
+        kb=kb, turn=turn, today=today, text=text, typed=typed, intent=intent, confidence=confidence,
         entities=entities, context=dict(turn.context or {}),
         cues=[c.name for c in lex.cues_in(text)] if typed else [],
-        details=unstated_details(text, lex) if typed else [],
+        details=unstated_details(text, lex, kb) if typed else [],
         years=years_in(text, lex, today) if typed else set(),
         corrected=corrected, english=english,
         anchored=anchored(text, entities, lex),
