@@ -102,7 +102,7 @@ def run_set(url: str, name: str) -> dict:
 # Regression floors of the dev set (measured 2026-12-02: answered 94.8%, refused 95.5%, follow-up
 # 83.1%, less a margin for retraining noise). The targets are for the holdout, which
 # `make eval` reports; dev now includes the studied set A, so it is harder than the old suite.
-DEV_FLOORS = {"answer_accuracy": 0.93, "oos_rejection": 0.94, "followup_success": 0.80}
+DEV_FLOORS = {"answered": 0.93, "oos_refused": 0.94, "followup": 0.80}
 
 
 def test_dev_conversations_do_not_regress(live_url):
