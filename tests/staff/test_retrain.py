@@ -330,7 +330,8 @@ def test_measure_runs_the_dev_suite_only_and_records_every_turn(project, monkeyp
     result = retrain.measure("models/kepu-x.tar.gz")
     dev = evaluation.load_set("dev", project / "tests" / "conversations")
     assert set(result["outcomes"]) == {f"{c.id}#{i}" for c in dev for i in range(len(c.turns))}
-    assert not any(key.startswith("hb-") for key in result["outcomes"])
+    holdout_ids = {c.id for c in evaluation.load_set("holdout")}
+    assert holdout_ids and not any(key.split("#")[0] in holdout_ids for key in result["outcomes"])
     assert result["turns"] == len(result["outcomes"]) >= 300 and served == ["stop", "start", "stop"]
 
 
