@@ -200,7 +200,10 @@ def unsure(intent: str, confidence: float) -> bool:
 def _in_scope(data_dir: str, stamp: float) -> tuple[str, ...]:
     from bot.knowledge.loader import nlu_examples
 
-    return tuple(text for intent, text, _ in nlu_examples(data_dir).values() if intent != "out_of_scope")
+    # Questions about details the notice lacks are in scope, but their words (停车, 补贴) are no
+    # topic of the notice.
+    return tuple(text for intent, text, _ in nlu_examples(data_dir).values()
+                 if intent not in ("out_of_scope", "ask_unstated"))
 
 
 def in_scope_examples() -> tuple[str, ...]:

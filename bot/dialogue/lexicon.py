@@ -93,6 +93,10 @@ class Lexicon:
     anchors: tuple[str, ...]
     generic_words: frozenset[str]
     english: tuple[tuple[str, str], ...]
+    acknowledgement: re.Pattern[str]
+    self_intro: re.Pattern[str]
+    correction_target: re.Pattern[str]
+    question_markers: re.Pattern[str]
     fact_ids: frozenset[str] = field(default_factory=frozenset)
 
     def cue(self, name: str) -> Cue:
@@ -194,6 +198,10 @@ def parse_lexicon(doc: dict[str, Any], file: str = "cues.yml", fact_ids: Iterabl
         anchors=tuple(str(a).lower() for a in doc.get("anchors") or []),
         generic_words=frozenset(str(w) for w in doc.get("generic_words") or []),
         english=tuple(english),
+        acknowledgement=_compile(doc.get("acknowledgement"), file, "acknowledgement"),
+        self_intro=_compile(doc.get("self_intro"), file, "self_intro"),
+        correction_target=_compile(doc.get("correction_target"), file, "correction_target"),
+        question_markers=_compile(doc.get("question_markers"), file, "question_markers"),
         fact_ids=ids,
     )
 
@@ -230,6 +238,11 @@ REQUIRED_REPLIES = {
 def knowledge_dir() -> Path:
     """The knowledge folder (KEPU_KNOWLEDGE_DIR, default knowledge/ of this checkout)."""
     return Path(os.environ.get("KEPU_KNOWLEDGE_DIR") or ROOT / "knowledge")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from `path` (LexiconError naming the file when it cannot be read)."""
+    return _read(path)
 
 
 def _read(path: Path) -> dict[str, Any]:

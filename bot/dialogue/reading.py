@@ -24,7 +24,7 @@ NO_EVIDENCE_CONFIDENCE = 0.5
 # Below these the classifier is "unsure" and a question word that disagrees wins.
 UNSURE = 0.8
 UNSURE_OUT_OF_SCOPE = 0.6
-SHORT_FOLLOW_UP = 4
+SHORT_FOLLOW_UP = 8
 # Question types about the same subject: a short follow-up stays on its subject.
 TOPIC_GROUPS = [
     {"ask_notice_overview", "ask_doc_number", "ask_issuer", "ask_issue_date", "ask_basis", "ask_attachment",
@@ -91,10 +91,30 @@ def _short_follow_up(frame: Frame, intent: str) -> str:
     if cue is None:
         return intent
     # "哪天发的" after "文号是多少": the member of the question word's family on the same topic.
-    group = next((g for g in TOPIC_GROUPS if frame.context.get("intent") in g), set())
+    remembered_types = set(frame.context.get("entities") or {})
+    fits = remembered_types & set(RELEVANT.get(cue.target, ()))
+    if remembered_types and not fits:  # "主要搞哪些活动" after a joint action: about that action
+        about = sorted(n for n in cue.family if n in HANDLERS and remembered_types & set(RELEVANT.get(n, ())))
+        if about:
+            return about[0]
+    group = set() if fits else next((g for g in TOPIC_GROUPS if frame.context.get("intent") in g), set())
     same_topic = sorted(cue.family & group)
-    target = same_topic[0] if same_topic else cue.target
+    target = cue.target if cue.target in group or not same_topic else same_topic[0]
     return target if target in HANDLERS else intent
+
+
+def _fits_context(frame: Frame, intent: str) -> str:
+    """A follow-up naming nothing ("通过什么提交" after a deadline): an unsure reading that is not
+    about the remembered thing gives way to a candidate that is."""
+    remembered_types = set(frame.context.get("entities") or {})
+    if frame.entities or not remembered_types or intent not in HANDLERS or intent in UNIVERSAL:
+        return intent
+    if remembered_types & set(RELEVANT.get(intent, ())) or frame.confidence >= UNSURE_OUT_OF_SCOPE:
+        return intent
+    for name, confidence in frame.turn.ranking[:4]:
+        if name in HANDLERS and confidence >= 0.05 and remembered_types & set(RELEVANT.get(name, ())):
+            return name
+    return intent
 
 
 def _polite_question(frame: Frame, intent: str) -> str:
@@ -121,7 +141,8 @@ def _unsure(frame: Frame, intent: str) -> bool:
 def _named_thing(frame: Frame, intent: str) -> str:
     """A named thing outranks a question type that is not about it ("疫情防控那条说了啥")."""
     topical = frame.topical
-    if intent == "out_of_scope" and frame.entities and not frame.foreign:
+    anchoring_cue = any(lexicon().cue(n).anchors for n in frame.cues)
+    if intent == "out_of_scope" and (frame.entities or anchoring_cue) and not frame.foreign:
         # Read as out of scope, yet it names the notice's things and nothing foreign to it:
         # the question word, or else the named thing, says what it asks.
         cued = [lexicon().cue(n).target for n in frame.cues]
@@ -154,6 +175,7 @@ def read(frame: Frame) -> str | None:
     intent = _polite_question(frame, _classifier_intent(frame))
     intent = _short_follow_up(frame, intent)
     intent = cue_intent(frame, intent) or intent
+    intent = _fits_context(frame, intent)
     intent = _named_thing(frame, intent)
     if intent == "out_of_scope":
         return intent
@@ -161,6 +183,9 @@ def read(frame: Frame) -> str | None:
         return None
     if intent == "nlu_fallback":
         cued = [lexicon().cue(n).target for n in frame.cues] if frame.anchored else []
+        if frame.english or frame.corrected:  # the classifier's ranking says little here
+            kinds = frame.topical or [t for t in ("event", "platform") if t in frame.entities]
+            return cued[0] if cued else FOLLOW_UP_DEFAULT[kinds[0]] if kinds else None
         return _from_fallback(frame) or (cued[0] if cued else None)
     if intent == "follow_up":
         return _follow_up(frame) or "lost"

@@ -32,7 +32,26 @@ FAQ_COVERAGE = 0.5
 # A reading of the notice this sure is not overruled by a staff FAQ the model knows.
 FAQ_OUTRANKED_BY = 0.8
 OVERVIEWS = {"joint.overview", "content.overview", "requirement.overview", "main_activities",
-             "event.kepu_day.venue", "event.kepu_day.time", "notice.audience", "contact.all"}
+             "event.kepu_day.venue", "event.kepu_day.time", "notice.audience", "contact.all",
+             "event.kepu_day.organizer"}
+# Named things that, alone, do not make a question with foreign words about the notice
+# ("科技局局长是谁", "163邮箱怎么注册"): a unit, a platform, a contact word, an action's keyword.
+WEAK_THINGS = {"unit", "platform", "contact"}
+WEAK_ALIAS = 2  # an alias this short is a weak anchor whatever it names ("农技", "邮箱")
+
+
+def gazetteer_matches(frame: Frame) -> list:
+    """The named things of the (corrected) text with their spans."""
+    from bot.dialogue.understand import _gazetteer
+
+    return _gazetteer(frame.kb).find(frame.text)
+
+
+def strongly_anchored(frame: Frame) -> bool:
+    """A topic word of the notice or a notice-specific question word ("截止", "文号") in the question."""
+    lex = lexicon()
+    lowered = frame.text.lower()
+    return any(a in lowered for a in lex.anchors) or any(lex.cue(n).anchors for n in frame.cues)
 
 
 def _keep(frame: Frame, reply: Reply) -> Reply:
@@ -69,6 +88,13 @@ def empty_input(frame: Frame) -> Reply | None:
     if frame.turn.text.strip() or frame.intent:
         return None
     return Reply(say(frame.kb, "empty"), kind="empty", context=dict(frame.context))
+
+
+def acknowledgement(frame: Frame) -> Reply | None:
+    """"好的明白了" / "👍": acknowledged as small talk, the topic kept."""
+    if not frame.typed or not lexicon().acknowledgement.match(frame.turn.text.strip()):
+        return None
+    return Reply(say(frame.kb, "affirm_plain"), kind="smalltalk", context=remembered(frame))
 
 
 def unreadable(frame: Frame) -> Reply | None:
@@ -182,7 +208,9 @@ def other_year(frame: Frame) -> Reply | None:
     years = frame.years - {lex.notice_year}
     if not years or lex.notice_year in frame.years or frame.intent in SMALLTALK:
         return None
-    if not (frame.anchored or frame.context.get("entities")) or frame.foreign:
+    if frame.foreign and not frame.entities:
+        return None  # "今年公务员考试什么时候报名" is about something else
+    if not (strongly_anchored(frame) or frame.anchored or frame.context.get("entities")):
         return None
     year = min(years, key=lambda y: abs(y - frame.today.year))
     text = say(frame.kb, "other_year", year=year, notice_year=lex.notice_year)
@@ -194,7 +222,9 @@ def out_of_notice(frame: Frame) -> Reply | None:
     the notice, is out of scope, whatever its question word ("北京在哪里", "春节是什么时候")."""
     if not frame.typed or not frame.foreign:
         return None
-    if frame.anchored and not (frame.intent == "out_of_scope" and frame.confidence >= 0.5):
+    weak = bool(frame.entities) and not strongly_anchored(frame) and all(
+        m.type in WEAK_THINGS or len(m.text) <= WEAK_ALIAS for m in gazetteer_matches(frame))
+    if frame.anchored and not weak and not (frame.intent == "out_of_scope" and frame.confidence >= 0.5):
         return None
     if frame.context.get("entities") and len(re.sub(r"[\W_]+", "", frame.text)) <= 6:
         return None  # a short follow-up leans on the context
@@ -264,7 +294,8 @@ def notice_part(frame: Frame) -> Reply | None:
     match = lex.part.search(frame.text) if frame.typed else None
     if not match:
         return None
-    return facts_reply(frame.kb, list(lex.parts[match.group(1)]), frame.today,
+    part = next(g for g in match.groups() if g)
+    return facts_reply(frame.kb, list(lex.parts[part]), frame.today,
                        {"intent": _reading(frame) or "ask_main_content", "entities": {}})
 
 
@@ -277,8 +308,8 @@ def ordinal_item(frame: Frame) -> Reply | None:
     match = lex.ordinal.search(frame.text) if frame.typed else None
     if not match or lex.part.search(frame.text):
         return None
-    raw = match.group(1)
-    number = int(raw) if raw.isdigit() else CHINESE_NUMBERS[raw]
+    raw = match.group(1) or match.group(3) or ""
+    number = int(raw) if raw.isdigit() else CHINESE_NUMBERS.get(raw, -1 if raw == "最后" else 0)
     kind = next((k for word, k in lex.list_words.items() if word in frame.text), frame.context.get("list"))
     return _nth(frame, kind, number) if kind else None
 
@@ -288,6 +319,7 @@ def _nth(frame: Frame, kind: str, number: int) -> Reply | None:
     if kind == "agenda":
         fact = kb.facts["event.congress.agenda"]
         items = fact.data.get("items") or []
+        number = len(items) if number == -1 else number
         if not 1 <= number <= len(items):
             return None
         return Reply(say(kb, "agenda_item", number=number, item=items[number - 1]) + citation(kb, [fact]),
@@ -300,6 +332,7 @@ def _nth(frame: Frame, kind: str, number: int) -> Reply | None:
         type_, intent = {"content": ("content_item", "ask_main_content"),
                          "requirement": ("requirement", "ask_requirements")}[kind]
         values = list(kb.entities.get(type_, {}))
+    number = len(values) if number == -1 else number
     if not 1 <= number <= len(values):
         return None
     reply = answer(kb, intent, {type_: [values[number - 1]]}, frame.context, frame.today)
@@ -322,7 +355,7 @@ def role_duties(frame: Frame) -> Reply | None:
     return facts_reply(frame.kb, list(role.facts), frame.today, {"intent": "ask_registration", "entities": {}})
 
 
-_VALUE = re.compile(r"[\w.\-]+@[\w.\-]+|https?://\S+|www\.[\w.]+|\d[\d\-]{5,}\d|[\u4e00-\u9fff]+〔\d{4}〕\d+号|\d{9}/\d{4}-\d{5}")
+_VALUE = re.compile(r"[\w.\-]+@[\w.\-]+|https?://\S+|www\.[\w.]+|[a-z0-9\-]+\.(?:cn|com|so|net|org)(?:/[\w\-]+)?|\d[\d\-]{5,}\d|[\u4e00-\u9fff]+〔\d{4}〕\d+号|\d{9}/\d{4}-\d{5}")
 
 
 def value_lookup(frame: Frame) -> Reply | None:
@@ -368,7 +401,7 @@ def unstated_reply(frame: Frame) -> Reply:
     kb = frame.kb
     what = "、".join(frame.details) if frame.details else say(kb, "unstated_default_what")
     text = say(kb, "unstated", what=what)
-    event = first(frame.entities, "event")
+    event = first(frame.entities, "event") or first(dict(frame.context.get("entities") or {}), "event")
     facts = []
     if event in ("main_event", "congress"):
         facts = [kb.facts[f"event.{event}.time"], kb.facts[f"event.{event}.venue"]]
@@ -413,13 +446,35 @@ def _both_time_and_place(frame: Frame, intent: str) -> Reply | None:
                        {"intent": "ask_time", "entities": {"event": [event]}})
 
 
-def _detail_instead(frame: Frame, reply: Reply) -> Reply | None:
-    """An overview answer to a question about one item: the item that contains the detail."""
+# The thing a fact is about, by fact id prefix: retrieval names it when the question does not.
+FACT_THING = [("joint_action.", "joint_action"), ("requirement.", "requirement"), ("content.", "content_item"),
+              ("contact.", "contact"), ("deadline.", "deadline"), ("event.main_event.", "event:main_event"),
+              ("event.congress.", "event:congress"), ("event.cloud.", "event:cloud")]
+
+
+def thing_of(fact_id: str) -> tuple[str, str] | None:
+    """("joint_action", "water") for joint_action.water; ("event", "congress") for event.congress.venue."""
+    for prefix, thing in FACT_THING:
+        if fact_id.startswith(prefix):
+            type_, _, value = thing.partition(":")
+            return type_, value or fact_id[len(prefix):]
+    return None
+
+
+def _detail_instead(frame: Frame, intent: str, reply: Reply) -> Reply | None:
+    """An overview answer to a question about one item: the same question about the item that
+    contains the detail ("倡导绿水青山理念的是哪个行动？谁牵头？" -> that action's lead unit)."""
     if not set(reply.facts) <= OVERVIEWS:
         return None
     hit = _trusted(_search(frame, "fact:"))
     if not hit or hit.id in reply.facts or hit.id in OVERVIEWS:
         return None
+    thing = thing_of(hit.id)
+    if thing and thing[1] in frame.kb.entities.get(thing[0], {}):
+        entities = {**frame.entities, thing[0]: [thing[1]]}
+        again = answer(frame.kb, intent, entities, frame.context, frame.today)
+        if hit.id in again.facts or not set(again.facts) <= OVERVIEWS:
+            return again
     return facts_reply(frame.kb, [hit.id], frame.today, reply.context)
 
 
@@ -434,7 +489,7 @@ def question_type(frame: Frame) -> Reply | None:
     entities, context = next_steps_entities(frame)
     reply = answer(frame.kb, intent, entities, context, frame.today)
     if frame.typed:
-        reply = _detail_instead(frame, reply) or reply
+        reply = _detail_instead(frame, intent, reply) or reply
     details = [d for d in frame.details if not (d == "具体几点" and "没有写具体几点" in reply.text)]
     if frame.details:
         reply.kind = "unstated"
@@ -482,7 +537,7 @@ def fallback_refusal(frame: Frame) -> Reply:
 
 
 RESOLVERS: list[Resolver] = [
-    empty_input, unreadable, correction_only, errand, small_talk, confirmation, other_year, staff_faq,
+    empty_input, acknowledgement, unreadable, correction_only, errand, small_talk, confirmation, other_year, staff_faq,
     out_of_notice, numbered_event, still_open, notice_part, ordinal_item, role_duties, value_lookup, dated,
     unstated_detail, refused, question_type, retrieval_fallback, clarification,
 ]

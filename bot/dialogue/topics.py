@@ -45,7 +45,7 @@ def _time(kb: KnowledgeSet, ents: Entities) -> Found:
     if "joint_action" in ents:
         names = "、".join(kb.facts[f"joint_action.{v}"].data["name"] for v in ents["joint_action"])
         return Found(["event.kepu_day.time"], {"joint_action": ents["joint_action"]},
-                     lead_in=say(kb, "joint_action_time", names=names))
+                     lead_in=say(kb, "joint_action_time", names=names), unstated=True)
     return Found(
         ["event.kepu_day.time"], {"event": ["kepu_day"]},
         hint=say(kb, "time_hint", main=short(kb.facts["event.main_event.time"], kb),
@@ -157,7 +157,9 @@ def _registration(kb: KnowledgeSet, ents: Entities) -> Found:
 
 def _deadline(kb: KnowledgeSet, ents: Entities) -> Found:
     if "event" in ents and "deadline" not in ents:
-        return _time(kb, ents)  # "主场活动到哪天" asks for the event's dates
+        found = _time(kb, ents)  # "主场活动到哪天" asks for the event's dates
+        found.asked = "ask_time"
+        return found
     if "deadline" in ents:
         return Found(_ids("deadline", ents["deadline"]), {"deadline": ents["deadline"]})
     return Found(
@@ -304,11 +306,12 @@ def answer(kb: KnowledgeSet, intent: str, ents: Entities, ctx: dict[str, Any], t
     body = "" if found.cite_only else "".join(render(f, kb, today) for f in facts)
     hint = found.hint + (others_hint(kb, found.others, today) if found.others else "")
     text = f"{found.lead_in}{body}{hint}{citation(kb, facts)}"
-    context: dict[str, Any] = {"intent": intent, "entities": found.about}
+    context: dict[str, Any] = {"intent": found.asked or intent, "entities": found.about}
     lists = [lexicon().list_of_fact[f.id] for f in facts if f.id in lexicon().list_of_fact]
     if lists:
         context["list"] = lists[0]
-    return Reply(text, kind="answer", facts=[f.id for f in facts], context=context)
+    return Reply(text, kind="unstated" if found.unstated else "answer", facts=[f.id for f in facts],
+                 context=context)
 
 
 def facts_reply(kb: KnowledgeSet, fact_ids: list[str], today: dt.date, context: dict[str, Any],

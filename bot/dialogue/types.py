@@ -48,6 +48,8 @@ class Found:
     lead_in: str = ""
     cite_only: bool = False  # the lead-in already says it all; facts are only cited
     others: list[str] = field(default_factory=list)  # related deadlines, listed with today's status
+    unstated: bool = False  # the answer says the notice does not give what was asked
+    asked: str = ""  # the question type actually answered, when a handler hands over to another
 
 
 @dataclass

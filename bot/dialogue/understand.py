@@ -189,9 +189,11 @@ def _group(entities: Iterable[tuple[str, str]]) -> Entities:
     return grouped
 
 
-def find_entities(kb: KnowledgeSet, turn: Turn, text: str) -> Entities:
-    """The NLU's entities plus the gazetteer's on the corrected text, known values only."""
-    found = list(turn.entities) + [(m.type, m.value) for m in _gazetteer(kb).find(text)]
+def find_entities(kb: KnowledgeSet, turn: Turn, text: str, corrected: bool = False) -> Entities:
+    """The NLU's entities plus the gazetteer's on the corrected text, known values only (after
+    "不是报名，我说的是总结材料" only what the user meant: the NLU saw the whole message)."""
+    found = [] if corrected else list(turn.entities)
+    found += [(m.type, m.value) for m in _gazetteer(kb).find(text)]
     grouped = _group(found)
     return {t: v for t, v in grouped.items() if all(x in kb.entities.get(t, {}) for x in v)}
 
@@ -202,11 +204,36 @@ def unstated_details(text: str, lex: Lexicon, kb: KnowledgeSet | None = None) ->
     original = text
     if kb is not None:
         for m in sorted(_gazetteer(kb).find(text), key=lambda m: -m.start):
-            text = text[:m.start] + " " + text[m.end:]
+            if m.end - m.start >= 3 and _CJK_RUN.fullmatch(m.text):
+                text = text[:m.start] + " " + text[m.end:]
     details = [label for pattern, label in lex.unstated if pattern.search(text)]
     if lex.web_address.search(original):  # the website and the app link are in the notice
         details = [d for d in details if d != "具体地址和路线"]
     return details
+
+
+def _details(text: str, lex: Lexicon, kb: KnowledgeSet, entities: Entities) -> list[str]:
+    return unstated_details(text, lex, kb)
+
+
+LONG_MESSAGE = 40
+
+
+def question_focus(text: str, lex: Lexicon) -> str:
+    """In a long message, the part from the first question marker on ("……我想知道主场活动在哪");
+    the whole text otherwise."""
+    match = lex.question_markers.search(text) if len(text) > LONG_MESSAGE else None
+    if not match or len(text) - match.end() < 4:
+        return text
+    return text[match.end():]
+
+
+def _specific_event(entities: Entities) -> Entities:
+    """"科普日17号下午在11小吗": a named event is more specific than the whole 科普日."""
+    events = entities.get("event") or []
+    if "kepu_day" in events and len(events) > 1:
+        entities = {**entities, "event": [e for e in events if e != "kepu_day"]}
+    return entities
 
 
 def years_in(text: str, lex: Lexicon, today: dt.date) -> set[int]:
@@ -247,8 +274,12 @@ def foreign_words(text: str, known: frozenset[str], lex: Lexicon) -> list[str]:
 
     for pattern, _ in lex.unstated:
         text = pattern.sub(" ", text)
+    import jieba
+
+    # A two-character stretch jieba only guessed ("能报") is no word of anything.
     return [p.word for p in jieba.posseg.cut(text)
             if len(p.word) >= 2 and p.flag in CONTENT_POS and _CJK_RUN.fullmatch(p.word)
+            and (len(p.word) >= 3 or jieba.dt.FREQ.get(p.word, 0) > 0)
             and p.word not in known and p.word not in lex.generic_words]
 
 
@@ -277,18 +308,25 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
     corrected = bool(match and match.end() > 0)
     if corrected and match is not None:
         text = text[match.end():].lstrip("，,。 ")
+        target = lex.correction_target.match(text)
+        if target:  # "不是报名，我说的是总结材料": only what it should have been
+            text = text[target.end():]
     if typed:
         text = speller(kb, lex).correct(text)
-    entities = find_entities(kb, turn, text) if typed else _group(turn.entities)
+    focus = question_focus(text, lex) if typed else text
+    entities = (find_entities(kb, turn, lex.self_intro.sub("，", focus), corrected or focus != text) if typed
+                else _group(turn.entities))
+    entities = _specific_event(entities)
     known = _known_words(kb, _in_scope_examples(), frozenset(cue_words(lex) | set(lex.anchors)))
     intent, confidence = turn.intent, turn.confidence
-    if english and intent not in ("greet", "thank", "goodbye"):
-        intent, confidence = "nlu_fallback", 0.0  # the classifier was trained on Chinese
+    if (english and intent not in ("greet", "thank", "goodbye")) or corrected:
+        # The classifier was trained on Chinese, and it read the whole correction, rejected part too.
+        intent, confidence = "nlu_fallback", 0.0
     return Frame(
         kb=kb, turn=turn, today=today, text=text, typed=typed, intent=intent, confidence=confidence,
         entities=entities, context=dict(turn.context or {}),
         cues=[c.name for c in lex.cues_in(text)] if typed else [],
-        details=unstated_details(text, lex, kb) if typed else [],
+        details=_details(text, lex, kb, entities) if typed else [],
         years=years_in(text, lex, today) if typed else set(),
         corrected=corrected, english=english,
         anchored=anchored(text, entities, lex),

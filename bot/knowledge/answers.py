@@ -40,6 +40,10 @@ def _placeholders(fact: Fact, kb: KnowledgeSet) -> dict[str, str]:
             values["end_day"] = f"{fact.end_date.month}月{fact.end_date.day}日"
     if "{phone}" in fact.answer and "contact.phone" in kb.facts:
         values["phone"] = kb.facts["contact.phone"].short
+    if "{deadlines}" in fact.answer:
+        values["deadlines"] = "；".join(
+            short(kb.facts[i], kb) for i in ("deadline.register", "deadline.complete_info", "deadline.summary")
+            if i in kb.facts)
     if "{joint_actions}" in fact.answer:
         values["joint_actions"] = "；".join(
             f"{f.data['number']}.{f.data['name']}（{lead_name(kb, f)}牵头）" for f in joint_action_facts(kb)

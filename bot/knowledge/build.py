@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
+from bot.dialogue.lexicon import LexiconError, parse_lexicon, parse_replies, read_yaml
 from bot.knowledge.loader import KnowledgeError, load_knowledge
 from bot.knowledge.store import ROOT, build_database, database_url
+
+
+def check_dialogue_words(directory: Path, fact_ids: Iterable[str]) -> None:
+    """cues.yml and replies.yml compile, and name only facts and placeholders that exist."""
+    parse_lexicon(read_yaml(directory / "cues.yml"), "cues.yml", fact_ids)
+    parse_replies(read_yaml(directory / "replies.yml"), "replies.yml")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         kb = load_knowledge(Path(args.knowledge))
-    except KnowledgeError as exc:
+        check_dialogue_words(Path(args.knowledge), kb.facts)
+    except (KnowledgeError, LexiconError) as exc:
         print(f"知识库校验失败，数据库保持不变：{exc}", file=sys.stderr)
         return 1
     digest = build_database(kb, args.db)

@@ -30,7 +30,7 @@ FACT_FIELDS = {
 }
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 DATE_PLACEHOLDERS = {"date", "end_date", "end_day", "start_date"}
-COMPUTED_PLACEHOLDERS = {"joint_actions", "phone"}
+COMPUTED_PLACEHOLDERS = {"joint_actions", "phone", "deadlines"}
 _CJK_GAP = re.compile(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f])")
 WEEKDAYS = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 
