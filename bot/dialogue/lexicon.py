@@ -73,6 +73,7 @@ class Lexicon:
     errand: re.Pattern[str]
     asking_for_info: re.Pattern[str]
     unstated: tuple[tuple[re.Pattern[str], str], ...]
+    unstated_related: dict[str, str]  # detail label -> the fact the notice does give nearby
     web_address: re.Pattern[str]
     correction: re.Pattern[str]
     part: re.Pattern[str]
@@ -178,6 +179,8 @@ def parse_lexicon(doc: dict[str, Any], file: str = "cues.yml", fact_ids: Iterabl
         asking_for_info=_compile(doc.get("asking_for_info"), file, "asking_for_info"),
         unstated=tuple((_compile(d.get("pattern"), file, f"unstated_details[{i}]"), str(d.get("label")))
                        for i, d in enumerate(doc.get("unstated_details") or [])),
+        unstated_related={str(d.get("label")): _facts_known([d["related"]], ids, file, f"unstated_details.{d.get('label')}")[0]
+                          for d in doc.get("unstated_details") or [] if d.get("related")},
         web_address=_compile(doc.get("web_address"), file, "web_address"),
         correction=_compile(doc.get("correction"), file, "correction"),
         part=_compile(doc.get("part"), file, "part"),

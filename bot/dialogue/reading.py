@@ -45,7 +45,8 @@ def cue_intent(frame: Frame, intent: str) -> str | None:
         return strong.target
     unsure = intent == "nlu_fallback" or frame.confidence < (UNSURE_OUT_OF_SCOPE if intent == "out_of_scope"
                                                               else UNSURE)
-    out_of_scope = dict(frame.turn.ranking).get("out_of_scope", 0.0)
+    # In a long message the classifier also read the preamble: its out-of-scope share says little.
+    out_of_scope = dict(frame.turn.ranking).get("out_of_scope", 0.0) if frame.full_text == frame.text else 0.0
     if intent in family or not unsure or (intent != "out_of_scope" and out_of_scope >= 0.3):
         return None
     target = cues[0].target
@@ -59,7 +60,7 @@ def _from_fallback(frame: Frame) -> str | None:
     """A low-confidence candidate that fits the named things (or the context)."""
     candidates = [(n, c) for n, c in frame.turn.ranking if n not in ("nlu_fallback", "out_of_scope")][:3]
     ctx_types = set(frame.context.get("entities") or {}) if not frame.entities else set()
-    for types, floor in ((set(frame.entities), 0.08), (ctx_types, 0.15)):
+    for types, floor in ((set(frame.entities), 0.08), (ctx_types, 0.05)):
         for name, confidence in candidates:
             if confidence >= floor and types & set(RELEVANT.get(name, ())):
                 return name
@@ -133,6 +134,8 @@ def _unsure(frame: Frame, intent: str) -> bool:
     no context, and a low confidence."""
     if intent not in HANDLERS or frame.entities:
         return False
+    if (frame.english or frame.corrected) and frame.anchored:
+        return False  # no classifier confidence to speak of: the question words decided
     if frame.confidence < WEAK_CONFIDENCE:
         return True
     return not frame.cues and not frame.context.get("entities") and frame.confidence < NO_EVIDENCE_CONFIDENCE

@@ -29,6 +29,8 @@ RETRIEVAL_MARGIN = 1.25
 RETRIEVAL_SCORE = 12.0
 RETRIEVAL_CLEAR_MARGIN = 1.4
 FAQ_COVERAGE = 0.5
+# An overview answer is replaced by the one item retrieval points at on less evidence.
+DETAIL_COVERAGE = 0.35
 # A reading of the notice this sure is not overruled by a staff FAQ the model knows.
 FAQ_OUTRANKED_BY = 0.8
 OVERVIEWS = {"joint.overview", "content.overview", "requirement.overview", "main_activities",
@@ -208,7 +210,7 @@ def other_year(frame: Frame) -> Reply | None:
     years = frame.years - {lex.notice_year}
     if not years or lex.notice_year in frame.years or frame.intent in SMALLTALK:
         return None
-    if frame.foreign and not frame.entities:
+    if frame.foreign and "科普" not in frame.text:
         return None  # "今年公务员考试什么时候报名" is about something else
     if not (strongly_anchored(frame) or frame.anchored or frame.context.get("entities")):
         return None
@@ -252,7 +254,9 @@ def still_open(frame: Frame) -> Reply | None:
     """"还能报名吗 / 开完了没 / 总结还来得及吗": where today stands for the thing asked about."""
     lex = lexicon()
     reading = _reading(frame)
-    asks = reading == "ask_registration_status" or (frame.typed and bool(lex.status.search(frame.text)))
+    worded = frame.typed and bool(lex.status.search(frame.text))
+    about_status = not frame.topical or {"deadline", "event"} & set(frame.entities)
+    asks = worded or (reading == "ask_registration_status" and about_status)
     if not asks:
         return None
     ents = frame.entities or dict(frame.context.get("entities") or {})
@@ -349,7 +353,7 @@ def role_duties(frame: Frame) -> Reply | None:
         return None
     if "joint_action" in frame.entities:
         return answer(frame.kb, "ask_joint_actions", frame.entities, frame.context, frame.today)
-    role = next((r for r in lex.roles if r.pattern.search(frame.text)), None)
+    role = next((r for r in lex.roles if r.pattern.search(frame.full_text or frame.text)), None)
     if role is None:
         return None
     return facts_reply(frame.kb, list(role.facts), frame.today, {"intent": "ask_registration", "entities": {}})
@@ -403,10 +407,16 @@ def unstated_reply(frame: Frame) -> Reply:
     text = say(kb, "unstated", what=what)
     event = first(frame.entities, "event") or first(dict(frame.context.get("entities") or {}), "event")
     facts = []
+    related = [lexicon().unstated_related[d] for d in frame.details if d in lexicon().unstated_related]
     if event in ("main_event", "congress"):
         facts = [kb.facts[f"event.{event}.time"], kb.facts[f"event.{event}.venue"]]
         text += say(kb, "unstated_about", name=kb.entity_name("event", event),
                     facts=f"{short(facts[0], kb)}，地点在{short(facts[1], kb)}")
+        facts += [kb.facts[f"event.{event}.content" if event == "main_event" else "event.congress.agenda"]]
+        text += say(kb, "unstated_more", facts=short(facts[-1], kb))
+    elif related and related[0] in kb.facts:
+        facts = [kb.facts[related[0]]]
+        text += say(kb, "unstated_related", facts=render(facts[0], kb, frame.today))
     context = {"intent": "ask_time", "entities": {"event": [event]}} if event else {}
     return Reply(text + citation(kb, facts), kind="unstated", facts=[f.id for f in facts], context=context)
 
@@ -466,11 +476,11 @@ def _detail_instead(frame: Frame, intent: str, reply: Reply) -> Reply | None:
     contains the detail ("倡导绿水青山理念的是哪个行动？谁牵头？" -> that action's lead unit)."""
     if not set(reply.facts) <= OVERVIEWS:
         return None
-    hit = _trusted(_search(frame, "fact:"))
-    if not hit or hit.id in reply.facts or hit.id in OVERVIEWS:
-        return None
-    thing = thing_of(hit.id)
-    if thing and thing[1] in frame.kb.entities.get(thing[0], {}):
+    hit = _trusted(_search(frame, "fact:"), coverage=DETAIL_COVERAGE)
+    thing = thing_of(hit.id) if hit else None
+    if not hit or not thing or hit.id in reply.facts or hit.id in OVERVIEWS:
+        return None  # only an item of the notice (an action, a content, a deadline ...) is more specific
+    if thing[1] in frame.kb.entities.get(thing[0], {}):
         entities = {**frame.entities, thing[0]: [thing[1]]}
         again = answer(frame.kb, intent, entities, frame.context, frame.today)
         if hit.id in again.facts or not set(again.facts) <= OVERVIEWS:
@@ -491,11 +501,22 @@ def question_type(frame: Frame) -> Reply | None:
     if frame.typed:
         reply = _detail_instead(frame, intent, reply) or reply
     details = [d for d in frame.details if not (d == "具体几点" and "没有写具体几点" in reply.text)]
+    if details and not _about_named_thing(frame, reply):
+        return unstated_reply(frame)  # the reading answered something else than the thing named
     if frame.details:
         reply.kind = "unstated"
     if details:
         reply.text = say(frame.kb, "unstated_lead_in", what="、".join(details)) + reply.text
     return reply
+
+
+def _about_named_thing(frame: Frame, reply: Reply) -> bool:
+    """True when the reply's facts are about a thing the question names (or it names none)."""
+    named = {(t, v) for t, values in frame.entities.items() for v in values}
+    if not named:
+        return True
+    return any(thing_of(f) in named for f in reply.facts) or not any(thing_of(f) for f in reply.facts) and \
+        "event" not in frame.entities
 
 
 def retrieval_fallback(frame: Frame) -> Reply | None:

@@ -63,6 +63,8 @@ def _venue(kb: KnowledgeSet, ents: Entities) -> Found:
         return Found(["event.cloud.content"], {"event": [event]})
     if "joint_action" in ents:
         return Found(["joint.overview"], {"joint_action": ents["joint_action"]})
+    if "platform" in ents:  # "在哪个网站填报": where registering happens
+        return _registration(kb, ents)
     return Found(["event.kepu_day.venue"], {"event": ["kepu_day"]})
 
 
@@ -224,7 +226,7 @@ HANDLERS: dict[str, Callable[[KnowledgeSet, Entities], Found]] = {
 # Entity types a question type is about: missing ones are taken from context.
 RELEVANT: dict[str, tuple[str, ...]] = {
     "ask_time": ("event", "deadline", "joint_action"),
-    "ask_venue": ("event", "deadline", "joint_action"),
+    "ask_venue": ("event", "deadline", "joint_action", "platform"),
     "ask_event_content": ("event", "joint_action", "content_item", "requirement", "document", "deadline"),
     "ask_organizer": ("joint_action", "unit", "event"),
     "ask_participants": ("event",),

@@ -72,6 +72,7 @@ class Frame:
     english: bool = False
     anchored: bool = False  # the question names something of the notice
     foreign: list[str] = field(default_factory=list)  # content words the notice never uses
+    full_text: str = ""  # the whole message (`text` is its question part in a long message)
 
     @property
     def topical(self) -> list[str]:

@@ -189,11 +189,11 @@ def _group(entities: Iterable[tuple[str, str]]) -> Entities:
     return grouped
 
 
-def find_entities(kb: KnowledgeSet, turn: Turn, text: str, corrected: bool = False) -> Entities:
-    """The NLU's entities plus the gazetteer's on the corrected text, known values only (after
-    "不是报名，我说的是总结材料" only what the user meant: the NLU saw the whole message)."""
-    found = [] if corrected else list(turn.entities)
-    found += [(m.type, m.value) for m in _gazetteer(kb).find(text)]
+def find_entities(kb: KnowledgeSet, text: str) -> Entities:
+    """The notice's named things in the (spelling-corrected) text, known values only. The NLU's own
+    entities are not used: it saw the text before correction, the preamble, and the rejected part
+    of a correction ("不是报名，我说的是总结材料")."""
+    found = [(m.type, m.value) for m in _gazetteer(kb).find(text)]
     grouped = _group(found)
     return {t: v for t, v in grouped.items() if all(x in kb.entities.get(t, {}) for x in v)}
 
@@ -313,12 +313,15 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
             text = text[target.end():]
     if typed:
         text = speller(kb, lex).correct(text)
-    focus = question_focus(text, lex) if typed else text
-    entities = (find_entities(kb, turn, lex.self_intro.sub("，", focus), corrected or focus != text) if typed
-                else _group(turn.entities))
+    full_text, text = text, question_focus(text, lex) if typed else text
+    entities = find_entities(kb, lex.self_intro.sub("，", text)) if typed else _group(turn.entities)
+    if typed and not entities and full_text != text:  # "……碳达峰那个行动……请问牵头单位是谁"
+        entities = find_entities(kb, lex.self_intro.sub("，", full_text))
     entities = _specific_event(entities)
     known = _known_words(kb, _in_scope_examples(), frozenset(cue_words(lex) | set(lex.anchors)))
     intent, confidence = turn.intent, turn.confidence
+    if full_text != text:  # the classifier read the preamble too: its reading is a weaker guess
+        confidence = min(confidence, 0.6)
     if (english and intent not in ("greet", "thank", "goodbye")) or corrected:
         # The classifier was trained on Chinese, and it read the whole correction, rejected part too.
         intent, confidence = "nlu_fallback", 0.0
@@ -329,6 +332,7 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
         details=_details(text, lex, kb, entities) if typed else [],
         years=years_in(text, lex, today) if typed else set(),
         corrected=corrected, english=english,
-        anchored=anchored(text, entities, lex),
+        anchored=anchored(text, entities, lex) or (corrected and bool((turn.context or {}).get("entities"))),
+        full_text=full_text,
         foreign=foreign_words(text, known, lex) if typed else [],
     )
