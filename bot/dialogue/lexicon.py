@@ -98,6 +98,7 @@ class Lexicon:
     self_intro: re.Pattern[str]
     correction_target: re.Pattern[str]
     question_markers: re.Pattern[str]
+    places: frozenset[str]
     fact_ids: frozenset[str] = field(default_factory=frozenset)
 
     def cue(self, name: str) -> Cue:
@@ -205,6 +206,7 @@ def parse_lexicon(doc: dict[str, Any], file: str = "cues.yml", fact_ids: Iterabl
         self_intro=_compile(doc.get("self_intro"), file, "self_intro"),
         correction_target=_compile(doc.get("correction_target"), file, "correction_target"),
         question_markers=_compile(doc.get("question_markers"), file, "question_markers"),
+        places=frozenset(str(p) for p in doc.get("places") or []),
         fact_ids=ids,
     )
 

@@ -43,6 +43,10 @@ def cue_intent(frame: Frame, intent: str) -> str | None:
     strong = next((c for c in cues if c.overrides), None)
     if strong and intent not in strong.family:
         return strong.target
+    if intent not in family and _has_own_cue(intent) and frame.anchored:
+        # The classifier's attribute has question words of its own, none of which was said, and
+        # another attribute's was: the question word says what is asked ("……代表大会什么时候开").
+        return cues[0].target
     unsure = intent == "nlu_fallback" or frame.confidence < (UNSURE_OUT_OF_SCOPE if intent == "out_of_scope"
                                                               else UNSURE)
     # In a long message the classifier also read the preamble: its out-of-scope share says little.
@@ -54,6 +58,10 @@ def cue_intent(frame: Frame, intent: str) -> str | None:
     if frame.topical and not any(t in RELEVANT.get(target, ()) for t in frame.topical):
         return None
     return target
+
+
+def _has_own_cue(intent: str) -> bool:
+    return any(c.target == intent for c in lexicon().cues)
 
 
 def _from_fallback(frame: Frame) -> str | None:
@@ -145,7 +153,7 @@ def _named_thing(frame: Frame, intent: str) -> str:
     """A named thing outranks a question type that is not about it ("疫情防控那条说了啥")."""
     topical = frame.topical
     anchoring_cue = any(lexicon().cue(n).anchors for n in frame.cues)
-    if intent == "out_of_scope" and (frame.entities or anchoring_cue) and not frame.foreign:
+    if intent == "out_of_scope" and (frame.entities or anchoring_cue) and (not frame.foreign or frame.strong_thing):
         # Read as out of scope, yet it names the notice's things and nothing foreign to it:
         # the question word, or else the named thing, says what it asks.
         cued = [lexicon().cue(n).target for n in frame.cues]
@@ -153,9 +161,13 @@ def _named_thing(frame: Frame, intent: str) -> str:
             return cued[0]
         kinds = topical or [t for t in ("event", "platform") if t in frame.entities]
         return FOLLOW_UP_DEFAULT[kinds[0]] if kinds else intent
+    events = [e for e in frame.entities.get("event", []) if e != "kepu_day"]
+    if not topical and events and intent in ("ask_main_content", "ask_main_activities"):
+        return "ask_event_content"  # "主场活动主要安排了哪些内容" is about the main event's content
     if not topical:
         return intent
-    if intent == "ask_unstated" and not frame.details:
+    if intent in ("ask_unstated", "ask_registration_status") and not frame.details and (
+            intent == "ask_unstated" or "deadline" not in frame.entities):
         return FOLLOW_UP_DEFAULT[topical[0]]
     if intent in HANDLERS and not any(t in RELEVANT.get(intent, ()) for t in frame.entities) and (
             intent not in UNIVERSAL or topical[0] in ("document", "audience")):

@@ -53,7 +53,10 @@ def strongly_anchored(frame: Frame) -> bool:
     """A topic word of the notice or a notice-specific question word ("截止", "文号") in the question."""
     lex = lexicon()
     lowered = frame.text.lower()
-    return any(a in lowered for a in lex.anchors) or any(lex.cue(n).anchors for n in frame.cues)
+    if any(a in lowered for a in lex.anchors) or any(lex.cue(n).anchors for n in frame.cues):
+        return True
+    whole = frame.full_text or frame.text  # "我家孩子是小学生，能参加什么": who asks, and may they take part
+    return bool(lex.role_question.search(whole)) and any(r.pattern.search(whole) for r in lex.roles)
 
 
 def _keep(frame: Frame, reply: Reply) -> Reply:
@@ -224,9 +227,11 @@ def out_of_notice(frame: Frame) -> Reply | None:
     the notice, is out of scope, whatever its question word ("北京在哪里", "春节是什么时候")."""
     if not frame.typed or not frame.foreign:
         return None
+    places = lexicon().places
     weak = bool(frame.entities) and not strongly_anchored(frame) and all(
-        m.type in WEAK_THINGS or len(m.text) <= WEAK_ALIAS for m in gazetteer_matches(frame))
-    if frame.anchored and not weak and not (frame.intent == "out_of_scope" and frame.confidence >= 0.5):
+        m.type in WEAK_THINGS or len(m.text) <= WEAK_ALIAS or m.text in places for m in gazetteer_matches(frame))
+    if frame.anchored and not weak and not (frame.intent == "out_of_scope" and frame.confidence >= 0.5
+                                            and not frame.strong_thing):
         return None
     if frame.context.get("entities") and len(re.sub(r"[\W_]+", "", frame.text)) <= 6:
         return None  # a short follow-up leans on the context
@@ -382,7 +387,8 @@ def dated(frame: Frame) -> Reply | None:
     lex = lexicon()
     match = lex.date_mention.search(frame.text) if frame.typed else None
     if not match or frame.entities or _reading(frame) not in (None, "lost", "follow_up", "nlu_fallback",
-                                                            "ask_deadline", "ask_time", "ask_event_content"):
+                                                            "ask_deadline", "ask_time", "ask_event_content",
+                                                            "ask_issue_date", "ask_main_activities"):
         return None
     try:
         day = dt.date(lex.notice_year, int(match.group(1)), int(match.group(2)))

@@ -216,6 +216,16 @@ def _details(text: str, lex: Lexicon, kb: KnowledgeSet, entities: Entities) -> l
     return unstated_details(text, lex, kb)
 
 
+WEAK_THINGS = {"unit", "platform", "contact"}
+
+
+def _strong_thing(kb: KnowledgeSet, text: str, lex: Lexicon) -> bool:
+    """A thing of the notice named by a specific name ("信息完善", "八项规定"), not a unit, a platform
+    or a place."""
+    return any(len(m.text) >= 3 and m.type not in WEAK_THINGS and m.text not in lex.places
+               for m in _gazetteer(kb).find(text))
+
+
 LONG_MESSAGE = 40
 
 
@@ -333,6 +343,6 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
         years=years_in(text, lex, today) if typed else set(),
         corrected=corrected, english=english,
         anchored=anchored(text, entities, lex) or (corrected and bool((turn.context or {}).get("entities"))),
-        full_text=full_text,
+        full_text=full_text, strong_thing=typed and _strong_thing(kb, text, lex),
         foreign=foreign_words(text, known, lex) if typed else [],
     )
