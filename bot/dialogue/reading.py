@@ -90,6 +90,15 @@ def _follow_up(frame: Frame) -> str | None:
     return last
 
 
+def _cued_follow_up(frame: Frame) -> str | None:
+    """"市科协第一次代表大会什么时候开" read as a follow-up: its question word fits the named event."""
+    for name in frame.cues:
+        target = lexicon().cue(name).target
+        if target in HANDLERS and (not frame.entities or set(frame.entities) & set(RELEVANT.get(target, ()))):
+            return target
+    return None
+
+
 def _short_follow_up(frame: Frame, intent: str) -> str:
     """"哪天？" / "在哪里" right after a question: the question word decides."""
     bare = re.sub(r"[\W_]+", "", frame.text)
@@ -203,7 +212,7 @@ def read(frame: Frame) -> str | None:
             return cued[0] if cued else FOLLOW_UP_DEFAULT[kinds[0]] if kinds else None
         return _from_fallback(frame) or (cued[0] if cued else None)
     if intent == "follow_up":
-        return _follow_up(frame) or "lost"
+        return _cued_follow_up(frame) or _follow_up(frame) or "lost"
     if intent in ("faq", "affirm", "deny"):
         return _from_fallback(frame)
     return intent

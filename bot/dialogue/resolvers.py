@@ -71,9 +71,13 @@ def _reading(frame: Frame) -> str | None:
 
 
 def _search(frame: Frame, among: str = "") -> list[Hit]:
-    lex = lexicon()
-    stop = frozenset(w for w in lex.generic_words if len(w) >= 2)
-    return index_for(frame.kb, stop).search(frame.text, among)
+    """Retrieval hits for the frame's text (computed once per frame and document kind)."""
+    cache = frame.__dict__.setdefault("_hits", {})
+    if among not in cache:
+        lex = lexicon()
+        stop = frozenset(w for w in lex.generic_words if len(w) >= 2)
+        cache[among] = index_for(frame.kb, stop).search(frame.text, among)
+    return cache[among]
 
 
 def _trusted(hits: list[Hit], coverage: float = RETRIEVAL_COVERAGE) -> Hit | None:
@@ -336,7 +340,7 @@ def _nth(frame: Frame, kind: str, number: int) -> Reply | None:
                                                "list": "agenda"})
     if kind == "joint":
         type_, intent = "joint_action", "ask_joint_actions"
-        values = [f.id.split(".", 1)[1] for f in joint_action_facts(kb)]
+        values = list(frame.context.get("items") or []) or [f.id.split(".", 1)[1] for f in joint_action_facts(kb)]
     else:
         type_, intent = {"content": ("content_item", "ask_main_content"),
                          "requirement": ("requirement", "ask_requirements")}[kind]

@@ -49,11 +49,16 @@ def terms(text: str, stop: frozenset[str] = frozenset()) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=20000)
+def _pinyin(char: str) -> str:
+    return lazy_pinyin(char)[0]
+
+
 def _chunk_terms(chunk: str) -> list[str]:
     if len(chunk) == 1:
         return [f"c:{chunk}"]
     grams = [f"c:{chunk[i:i + 2]}" for i in range(len(chunk) - 1)]
-    syllables = lazy_pinyin(chunk)
+    syllables = [_pinyin(c) for c in chunk]
     grams += [f"p:{syllables[i]}{syllables[i + 1]}" for i in range(len(syllables) - 1)]
     return grams
 

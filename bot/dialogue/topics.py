@@ -312,6 +312,9 @@ def answer(kb: KnowledgeSet, intent: str, ents: Entities, ctx: dict[str, Any], t
     lists = [lexicon().list_of_fact[f.id] for f in facts if f.id in lexicon().list_of_fact]
     if lists:
         context["list"] = lists[0]
+    actions = [f.id.split(".", 1)[1] for f in facts if f.id.startswith("joint_action.")]
+    if len(actions) > 1:  # "科技局牵头哪几个联合行动" -> "第二个具体干啥" counts in this list
+        context.update({"list": "joint", "items": actions})
     return Reply(text, kind="unstated" if found.unstated else "answer", facts=[f.id for f in facts],
                  context=context)
 

@@ -52,14 +52,26 @@ _INITIAL = re.compile(r"^(zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(.*)$")
 
 def sounds_alike(a: str, b: str) -> bool:
     """Two characters an IME confuses: same initial or same final after folding (练/联, 载/在)."""
-    pa, pb = (fuzzy(lazy_pinyin(c)[0]) for c in (a, b))
+    pa, pb = (fuzzy(char_pinyin(c)) for c in (a, b))
     ia, fa = _INITIAL.match(pa).groups()  # type: ignore[union-attr]
     ib, fb = _INITIAL.match(pb).groups()  # type: ignore[union-attr]
     return (bool(ia) and ia == ib) or (bool(fa) and fa == fb)
 
 
+@functools.lru_cache(maxsize=20000)
+def char_pinyin(char: str) -> str:
+    """The toneless pinyin of one character (per character, so text and word lists agree)."""
+    return lazy_pinyin(char)[0]
+
+
+def syllables(word: str) -> list[str]:
+    """The toneless pinyin of each character of `word`."""
+    return [char_pinyin(c) for c in word]
+
+
+@functools.lru_cache(maxsize=20000)
 def _key(word: str) -> tuple[str, ...]:
-    return tuple(fuzzy(s) for s in lazy_pinyin(word))
+    return tuple(fuzzy(s) for s in syllables(word))
 
 
 def cue_words(lex: Lexicon) -> set[str]:
@@ -94,7 +106,7 @@ class Speller:
         same = self._by_sound.get(_key(window))
         if same and len(window) >= 3:
             return same
-        if same and lazy_pinyin(window) == lazy_pinyin(same) and any(
+        if same and syllables(window) == syllables(same) and any(
                 a == b for a, b in zip(window, same, strict=False)):
             return same
         if len(window) >= 4:
