@@ -16,6 +16,7 @@ from bot.dialogue.reading import next_steps_entities, read, remembered
 from bot.dialogue.retrieval import Hit, index_for
 from bot.dialogue.topics import HANDLERS, RELEVANT, answer, facts_reply, first, others_hint
 from bot.dialogue.types import Frame, Reply
+from bot.dialogue.understand import _gazetteer, unstated_details
 from bot.faq import MIN_CONFIDENCE, is_expired, matcher_for
 from bot.knowledge.answers import citation, fill, fmt_date, joint_action_facts, render, short
 from bot.text import is_meaningful
@@ -28,7 +29,9 @@ RETRIEVAL_COVERAGE = 0.45
 RETRIEVAL_MARGIN = 1.25
 RETRIEVAL_SCORE = 12.0
 RETRIEVAL_CLEAR_MARGIN = 1.4
-FAQ_COVERAGE = 0.5
+FAQ_SCORE = 15.0
+RETRIEVAL_UNSURE = 0.6
+FAQ_MARGIN = 1.3
 # An overview answer is replaced by the one item retrieval points at on less evidence.
 DETAIL_COVERAGE = 0.35
 # A reading of the notice this sure is not overruled by a staff FAQ the model knows.
@@ -169,22 +172,58 @@ def faq_reply(frame: Frame, faq_id: str) -> Reply | None:
     return Reply(text, kind="answer", context={})
 
 
-def _weak_reading(frame: Frame) -> bool:
+def _weak_reading(frame: Frame, below: float = 0.0) -> bool:
     return (frame.intent in ("nlu_fallback", "out_of_scope", "ask_unstated", "faq")
-            or frame.confidence < FAQ_OUTRANKED_BY or bool(frame.details) or not frame.anchored)
+            or frame.confidence < (below or FAQ_OUTRANKED_BY) or bool(frame.details) or not frame.anchored)
 
 
 def _faq_match(frame: Frame) -> str | None:
-    """The FAQ a message matches by its example questions (bigrams) or by retrieval."""
+    """The FAQ a message matches: by its example questions (bigrams), by the gap of the notice both
+    are about ("停车", "午饭"), or by retrieval clearly ahead of every fact."""
     found = matcher_for(frame.kb.faqs).match(frame.text)
     if found:
         return found.faq_id
-    hits = _search(frame)
-    # An FAQ must cover most of the question: sharing "活动现场" does not answer a parking question.
-    best = hits[0] if hits else None
-    if best and best.kind == "faq" and best.coverage >= FAQ_COVERAGE and best.margin >= RETRIEVAL_MARGIN:
-        return best.id
+    gap = _faq_for_gap(frame)
+    if gap:
+        return gap
+    # Retrieval alone is weaker evidence: only against a weak reading of the notice.
+    return _faq_by_retrieval(frame) if _weak_reading(frame, RETRIEVAL_UNSURE) else None
+
+
+def _faq_for_gap(frame: Frame) -> str | None:
+    """An FAQ exists to fill a gap of the notice: one whose questions ask for the same detail."""
+    if not frame.details:
+        return None
+    lex, named = lexicon(), set(frame.entities)
+    for faq in frame.kb.faqs:
+        questions = " ".join(faq.questions)
+        if not set(frame.details) & set(unstated_details(questions, lex, frame.kb)):
+            continue
+        things = {(m.type, m.value) for m in _gazetteer(frame.kb).find(questions)}
+        asked = {(t, v) for t, values in frame.entities.items() for v in values}
+        if not named or not things or things & asked:
+            return faq.id
     return None
+
+
+def _faq_by_retrieval(frame: Frame) -> str | None:
+    hits = _search(frame)
+    best = hits[0] if hits else None
+    if not best or best.kind != "faq" or best.score < FAQ_SCORE:
+        return None
+    facts = _search(frame, "fact:")
+    # Clearly ahead of the nearest fact: sharing "活动现场" does not answer a parking question.
+    if facts and best.score < FAQ_MARGIN * facts[0].score:
+        return None
+    index = index_for(frame.kb, frozenset(w for w in lexicon().generic_words if len(w) >= 2))
+    rarest = index.rarest(frame.text)
+    if rarest and not index.has(best.doc, rarest):
+        return None  # the question's most specific word ("发给") points elsewhere
+    faq = next((f for f in frame.kb.faqs if f.id == best.id), None)
+    if faq and frame.details and not set(frame.details) & set(
+            unstated_details(" ".join(faq.questions), lexicon(), frame.kb)):
+        return None  # the question asks for a gap (停车) this FAQ does not fill
+    return best.id
 
 
 def staff_faq(frame: Frame) -> Reply | None:
@@ -231,9 +270,7 @@ def out_of_notice(frame: Frame) -> Reply | None:
     the notice, is out of scope, whatever its question word ("北京在哪里", "春节是什么时候")."""
     if not frame.typed or not frame.foreign:
         return None
-    places = lexicon().places
-    weak = bool(frame.entities) and not strongly_anchored(frame) and all(
-        m.type in WEAK_THINGS or len(m.text) <= WEAK_ALIAS or m.text in places for m in gazetteer_matches(frame))
+    weak = bool(frame.entities) and _weakly_named(frame)
     if frame.anchored and not weak and not (frame.intent == "out_of_scope" and frame.confidence >= 0.5
                                             and not frame.strong_thing):
         return None
@@ -411,8 +448,11 @@ def dated(frame: Frame) -> Reply | None:
 # -- the notice does not say ----------------------------------------------------
 
 def unstated_reply(frame: Frame) -> Reply:
-    """Say the notice does not give the detail, add what it does say, give the phone."""
+    """Say the notice does not give the detail, add what it does say, give the phone. A detail of a
+    thing named only weakly ("农业补贴什么时候发") is about that thing's own business: refused."""
     kb = frame.kb
+    if frame.entities and _weakly_named(frame) and not frame.context.get("entities"):
+        return _keep(frame, refusal(kb))
     what = "、".join(frame.details) if frame.details else say(kb, "unstated_default_what")
     text = say(kb, "unstated", what=what)
     event = first(frame.entities, "event") or first(dict(frame.context.get("entities") or {}), "event")
@@ -434,9 +474,16 @@ def unstated_reply(frame: Frame) -> Reply:
 def unstated_detail(frame: Frame) -> Reply | None:
     """A detail the notice lacks ("几点开始", "停车", "名单"): say so, never the nearest fact."""
     reading = _reading(frame)
-    if reading == "ask_unstated" or (reading in (None, "lost") and frame.details):
-        return unstated_reply(frame)
-    return None
+    if not (reading == "ask_unstated" or (reading in (None, "lost") and frame.details)):
+        return None
+    return unstated_reply(frame)
+
+
+def _weakly_named(frame: Frame) -> bool:
+    """Only units, platforms, contact words, places or two-character aliases name the notice here."""
+    places = lexicon().places
+    return not strongly_anchored(frame) and all(
+        m.type in WEAK_THINGS or len(m.text) <= WEAK_ALIAS or m.text in places for m in gazetteer_matches(frame))
 
 
 def refused(frame: Frame) -> Reply | None:

@@ -106,6 +106,15 @@ class Index:
                 total += self._idf[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / self._avg))
         return total
 
+    def rarest(self, text: str) -> str | None:
+        """The question's term that the fewest documents have (None if no document has any)."""
+        seen = [t for t in set(terms(text, self._stop)) if t in self._idf and t.startswith(("c:", "v:"))]
+        return max(seen, key=lambda t: (self._idf[t], t)) if seen else None
+
+    def has(self, key: str, term: str) -> bool:
+        """True when document `key` contains `term`."""
+        return term in self._docs.get(key, {})
+
     def search(self, text: str, among: str = "") -> list[Hit]:
         """Documents sharing terms with `text`, best first (only keys starting with `among`)."""
         query = set(terms(text, self._stop))
@@ -139,8 +148,9 @@ def fact_documents(kb: KnowledgeSet) -> dict[str, str]:
 
 
 def faq_documents(faqs: tuple[Faq, ...]) -> dict[str, str]:
-    """The text each staff FAQ is found by: its questions and its answer."""
-    return {f"faq:{f.id}": " ".join([*f.questions, f.answer]) for f in faqs}
+    """The text each staff FAQ is found by: its example questions (its answer would match questions
+    about whatever the answer mentions)."""
+    return {f"faq:{f.id}": " ".join(f.questions) for f in faqs}
 
 
 @functools.lru_cache(maxsize=8)
