@@ -34,6 +34,7 @@ RETRIEVAL_UNSURE = 0.6
 FAQ_MARGIN = 1.3
 # An overview answer is replaced by the one item retrieval points at on less evidence.
 DETAIL_COVERAGE = 0.35
+DETAIL_CLEAR_MARGIN = 1.8
 # A reading of the notice this sure is not overruled by a staff FAQ the model knows.
 FAQ_OUTRANKED_BY = 0.8
 OVERVIEWS = {"joint.overview", "content.overview", "requirement.overview", "main_activities",
@@ -426,23 +427,32 @@ def value_lookup(frame: Frame) -> Reply | None:
 def dated(frame: Frame) -> Reply | None:
     """A date mentioned alone ("10月10号呢" / "10月22日要干嘛"): the facts dated that day."""
     lex = lexicon()
-    match = lex.date_mention.search(frame.text) if frame.typed else None
+    matches = list(lex.date_mention.finditer(frame.text)) if frame.typed else []
+    match = matches[0] if matches else None
     if not match or frame.entities or _reading(frame) not in (None, "lost", "follow_up", "nlu_fallback",
                                                             "ask_deadline", "ask_time", "ask_event_content",
                                                             "ask_issue_date", "ask_main_activities"):
         return None
+    chosen = [f for m in matches for f in _dated_facts(frame, lex, m) if f]
+    if not chosen:
+        return None
+    return facts_reply(frame.kb, list(dict.fromkeys(chosen)), frame.today,
+                       {"intent": _reading(frame) or "ask_time", "entities": {}})
+
+
+def _dated_facts(frame: Frame, lex, match: re.Match[str]) -> list[str]:
+    """The facts dated on the day `match` names, of the likeliest kind ("10月10日" -> the summary)."""
     try:
         day = dt.date(lex.notice_year, int(match.group(1)), int(match.group(2)))
     except ValueError:
-        return None
+        return []
     facts = [f for f in frame.kb.facts.values()
              if f.date and (f.date == day or (f.end_date and f.date <= day <= f.end_date))]
     for prefix in lex.date_preference:
         chosen = [f.id for f in facts if f.id.startswith(prefix)]
         if chosen:
-            return facts_reply(frame.kb, chosen, frame.today, {"intent": _reading(frame) or "ask_time",
-                                                                "entities": {}})
-    return None
+            return chosen
+    return []
 
 
 # -- the notice does not say ----------------------------------------------------
@@ -528,15 +538,32 @@ def thing_of(fact_id: str) -> tuple[str, str] | None:
     return None
 
 
+def _item_hit(hits: list[Hit]) -> Hit | None:
+    """The best item (not an overview) when it is clearly ahead of the next item: overviews list
+    every item, so they are no competitor for the one a detail belongs to."""
+    items = [h for h in hits if h.id not in OVERVIEWS]
+    if not items or hits[0].id in OVERVIEWS:
+        return None  # the question is about the list itself ("主要内容有哪些")
+    best = items[0]
+    margin = best.score / items[1].score if len(items) > 1 and items[1].score else 99.0
+    if (best.coverage >= DETAIL_COVERAGE and margin >= RETRIEVAL_MARGIN) or (
+            best.score >= RETRIEVAL_SCORE and margin >= DETAIL_CLEAR_MARGIN):
+        return best
+    return None
+
+
 def _detail_instead(frame: Frame, intent: str, reply: Reply) -> Reply | None:
     """An overview answer to a question about one item: the same question about the item that
     contains the detail ("倡导绿水青山理念的是哪个行动？谁牵头？" -> that action's lead unit)."""
     if not set(reply.facts) <= OVERVIEWS:
         return None
-    hit = _trusted(_search(frame, "fact:"), coverage=DETAIL_COVERAGE)
+    hit = _item_hit(_search(frame, "fact:"))
     thing = thing_of(hit.id) if hit else None
     if not hit or not thing or hit.id in reply.facts or hit.id in OVERVIEWS:
         return None  # only an item of the notice (an action, a content, a deadline ...) is more specific
+    index = index_for(frame.kb, frozenset(w for w in lexicon().generic_words if len(w) >= 2))
+    if not index.distinct(frame.text, hit.doc, [f"fact:{f}" for f in reply.facts]):
+        return None  # nothing the question says is particular to that item ("地点")
     if thing[1] in frame.kb.entities.get(thing[0], {}):
         entities = {**frame.entities, thing[0]: [thing[1]]}
         again = answer(frame.kb, intent, entities, frame.context, frame.today)

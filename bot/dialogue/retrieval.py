@@ -111,6 +111,12 @@ class Index:
         seen = [t for t in set(terms(text, self._stop)) if t in self._idf and t.startswith(("c:", "v:"))]
         return max(seen, key=lambda t: (self._idf[t], t)) if seen else None
 
+    def distinct(self, text: str, key: str, others: list[str]) -> bool:
+        """True when document `key` has a term of `text` that none of the `others` documents has."""
+        query = {t for t in terms(text, self._stop) if t.startswith(("c:", "v:"))}
+        mine = query & set(self._docs.get(key, {}))
+        return any(all(t not in self._docs.get(o, {}) for o in others) for t in mine)
+
     def has(self, key: str, term: str) -> bool:
         """True when document `key` contains `term`."""
         return term in self._docs.get(key, {})

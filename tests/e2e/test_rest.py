@@ -99,10 +99,10 @@ def run_set(url: str, name: str) -> dict:
     return summary
 
 
-# Regression floors of the dev set (measured 2026-12-02: answered 94.8%, refused 95.5%, follow-up
-# 83.1%, less a margin for retraining noise). The targets are for the holdout, which
-# `make eval` reports; dev now includes the studied set A, so it is harder than the old suite.
-DEV_FLOORS = {"answered": 0.93, "oos_refused": 0.94, "followup": 0.80}
+# Regression floors of the dev set (measured 2026-12-02 on 1 733 turns: answered 96.1%, refused
+# 94.2%, follow-up 92.6%, less a margin for retraining noise). The targets are for the
+# holdout, which `make eval` reports; dev holds the old suite and the studied sets A, B and D.
+DEV_FLOORS = {"answered": 0.94, "oos_refused": 0.92, "followup": 0.88}
 
 
 def test_dev_conversations_do_not_regress(live_url):
