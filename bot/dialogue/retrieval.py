@@ -164,8 +164,18 @@ def _index(key: tuple[str, ...], documents: tuple[tuple[str, str], ...], stop: f
     return Index(dict(documents), stop)
 
 
+_BY_KB: dict[int, tuple[KnowledgeSet, frozenset[str], Index]] = {}
+
+
 def index_for(kb: KnowledgeSet, stop: frozenset[str]) -> Index:
-    """The index of this knowledge set (cached while facts and FAQs stay the same)."""
+    """The index of this knowledge set (built once per knowledge set and stop list)."""
+    cached = _BY_KB.get(id(kb))
+    if cached and cached[0] is kb and cached[1] == stop:
+        return cached[2]
     docs = {**fact_documents(kb), **faq_documents(tuple(kb.faqs))}
     items = tuple(sorted(docs.items()))
-    return _index(tuple(k for k, _ in items), items, stop)
+    index = _index(tuple(k for k, _ in items), items, stop)
+    if len(_BY_KB) > 8:
+        _BY_KB.clear()
+    _BY_KB[id(kb)] = (kb, stop, index)
+    return index

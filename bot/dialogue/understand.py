@@ -74,14 +74,27 @@ def _key(word: str) -> tuple[str, ...]:
     return tuple(fuzzy(s) for s in syllables(word))
 
 
-def cue_words(lex: Lexicon) -> set[str]:
+_CUE_WORDS: dict[int, tuple[Lexicon, frozenset[str]]] = {}
+
+
+def cue_words(lex: Lexicon) -> frozenset[str]:
     """The plain Chinese words inside the cue patterns (for spelling and vocabulary)."""
+    cached = _CUE_WORDS.get(id(lex))
+    if cached and cached[0] is lex:
+        return cached[1]
+    words = _cue_words(lex)
+    _CUE_WORDS.clear()
+    _CUE_WORDS[id(lex)] = (lex, words)
+    return words
+
+
+def _cue_words(lex: Lexicon) -> frozenset[str]:
     words: set[str] = set()
     for pattern in [c.pattern for c in lex.cues] + [lex.status]:
         for alt in re.split(r"[|()]", pattern.pattern):
             if _LITERAL.match(alt):
                 words.add(alt)
-    return words
+    return frozenset(words)
 
 
 class Speller:
@@ -159,8 +172,10 @@ def _speller(words: frozenset[str]) -> Speller:
 
 def speller(kb: KnowledgeSet, lex: Lexicon) -> Speller:
     """The speller for this knowledge set's aliases, anchors, cue words and question keywords."""
-    keywords = {k for q in kb.questions for k in q.keywords}
-    return _speller(frozenset(_aliases(kb) | set(lex.anchors) | cue_words(lex) | keywords))
+    def build() -> Speller:
+        keywords = {k for q in kb.questions for k in q.keywords}
+        return _speller(frozenset(_aliases(kb) | set(lex.anchors) | cue_words(lex) | keywords))
+    return per_kb(f"speller-{id(lex)}", kb, build)
 
 
 _PER_KB: dict[tuple[str, int], tuple[KnowledgeSet, object]] = {}
@@ -340,7 +355,7 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
     if typed and not entities and full_text != text:  # "……碳达峰那个行动……请问牵头单位是谁"
         entities = find_entities(kb, lex.self_intro.sub("，", full_text))
     entities = _specific_event(entities)
-    known = _known_words(kb, _in_scope_examples(), frozenset(cue_words(lex) | set(lex.anchors)))
+    known = _known_words(kb, _in_scope_examples(), cue_words(lex) | frozenset(lex.anchors))
     intent, confidence = turn.intent, turn.confidence
     if full_text != text:  # the classifier read the preamble too: its reading is a weaker guess
         confidence = min(confidence, 0.6)
