@@ -3,6 +3,8 @@
 - TextNormalizer: first in the pipeline; traditional -> simplified, full-width
   -> half-width, spaces, markup, repeated punctuation, length cap.
 - CleanJiebaTokenizer: Rasa's JiebaTokenizer without whitespace tokens.
+- PinyinCountVectorsFeaturizer: counts of pinyin syllables and syllable pairs
+  of each token, so a homophone typo (练系方式) looks like the word it stands for;
 - KnowledgeEntityExtractor: finds the notice's named things with the alias
   tables generated from knowledge/entities.yml (lookup tables named
   "kb:<type>:<value>"), returning canonical values.
@@ -19,6 +21,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
 from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
 from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.shared.nlu.constants import ENTITIES, TEXT
@@ -66,6 +69,28 @@ class TextNormalizer(GraphComponent):
         for message in messages:
             self._normalize(message)
         return messages
+
+
+def _pinyin_of(token: str) -> str:
+    from pypinyin import lazy_pinyin
+
+    return " ".join(lazy_pinyin(token))
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=True)
+class PinyinCountVectorsFeaturizer(CountVectorsFeaturizer):
+    """Rasa's CountVectorsFeaturizer over the toneless pinyin of each token.
+
+    Each token stays one row of the sequence features; its text is replaced by
+    its syllables ("联系" -> "lian xi"), so with the word analyzer and n-grams of
+    1-2 a same-sounding character gives the same features as the right one.
+    """
+
+    def _process_tokens(self, tokens: list[str], attribute: str = TEXT) -> list[str]:
+        tokens = super()._process_tokens(tokens, attribute)
+        if attribute != TEXT:
+            return tokens
+        return [_pinyin_of(t) for t in tokens]
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=True)
