@@ -253,10 +253,21 @@ def _consultation_phone() -> str:
     return fact.short if fact else ""
 
 
+_DASHES = str.maketrans({"—": "-", "–": "-", "－": "-", "~": "-", "～": "-", "至": "-"})
+
+
+def _same_text(text: str) -> str:
+    """How a reply and an expected item are compared: a span of years or days written with any
+    dash ("2021—2035", "2021-2035", "2021至2035") is the same fact."""
+    return text.translate(_DASHES)
+
+
 def judge(turn: Turn, reply: Reply, key_facts: Iterable[str] = ()) -> Judgement:
     """Judge one reply: kind, required and forbidden items, and (refusals) recited key facts."""
     text = reply.text
-    missing = tuple(item for item in turn.must if not any(o in text for o in _options(item)))
+    same = _same_text(text)
+    missing = tuple(item for item in turn.must
+                    if not any(o in text or _same_text(o) in same for o in _options(item)))
     forbidden = tuple(o for item in turn.must_not for o in _options(item) if o in text)
     if turn.expect == "refusal":
         # A refusal gives the consultation phone on purpose; it is not a recited fact.

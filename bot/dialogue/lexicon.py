@@ -92,6 +92,7 @@ class Lexicon:
     roles: tuple[Role, ...]
     role_question: re.Pattern[str]
     anchors: tuple[str, ...]
+    weak_anchors: frozenset[str]
     generic_words: frozenset[str]
     english: tuple[tuple[str, str], ...]
     acknowledgement: re.Pattern[str]
@@ -200,6 +201,7 @@ def parse_lexicon(doc: dict[str, Any], file: str = "cues.yml", fact_ids: Iterabl
         roles=_roles(doc.get("roles"), file, ids),
         role_question=_compile(doc.get("role_question"), file, "role_question"),
         anchors=tuple(str(a).lower() for a in doc.get("anchors") or []),
+        weak_anchors=frozenset(str(a).lower() for a in doc.get("weak_anchors") or []),
         generic_words=frozenset(str(w) for w in doc.get("generic_words") or []),
         english=tuple(english),
         acknowledgement=_compile(doc.get("acknowledgement"), file, "acknowledgement"),

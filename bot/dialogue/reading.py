@@ -151,7 +151,7 @@ def _unsure(frame: Frame, intent: str) -> bool:
     no context, and a low confidence."""
     if intent not in HANDLERS or frame.entities:
         return False
-    if (frame.english or frame.corrected) and frame.anchored:
+    if (frame.english or frame.corrected or frame.turn.whole) and frame.anchored:
         return False  # no classifier confidence to speak of: the question words decided
     if frame.confidence < WEAK_CONFIDENCE:
         return True
@@ -175,6 +175,9 @@ def _named_thing(frame: Frame, intent: str) -> str:
         return "ask_event_content"  # "主场活动主要安排了哪些内容" is about the main event's content
     if not topical:
         return intent
+    if intent == frame.intent and frame.confidence >= UNSURE and any(lexicon().cue(n).target == intent
+                                                                      for n in frame.cues):
+        return intent  # the classifier and the question word agree ("……这份通知的文号是啥")
     if intent in ("ask_unstated", "ask_registration_status") and not frame.details and (
             intent == "ask_unstated" or "deadline" not in frame.entities):
         return FOLLOW_UP_DEFAULT[topical[0]]
@@ -184,13 +187,31 @@ def _named_thing(frame: Frame, intent: str) -> str:
     return intent
 
 
+def keyword_intent(frame: Frame) -> str | None:
+    """The question type whose name people use (knowledge/questions.yml keywords, longest first)
+    is in the message: "活动时间" asks ask_time, "联合行动有几个" ask_joint_actions."""
+    lowered = frame.text.lower()
+    found = [(len(k), q.intent) for q in frame.kb.questions for k in q.keywords
+             if len(k) >= 2 and k.lower() in lowered and q.intent in HANDLERS]
+    return max(found)[1] if found else None
+
+
+def _corrected_intent(frame: Frame) -> str:
+    """After "不是……，我是问……" the classifier read both parts: its reading counts only when it is
+    not the question being corrected."""
+    raw = frame.turn.intent
+    if raw in HANDLERS and raw != frame.context.get("intent") and frame.turn.confidence >= UNSURE:
+        return raw
+    return keyword_intent(frame) or "nlu_fallback"
+
+
 def _classifier_intent(frame: Frame) -> str:
     """The classifier's intent, or "nlu_fallback" where it cannot be trusted (English, corrections)."""
     intent = frame.intent
     if frame.english and intent not in SMALLTALK:
         return "nlu_fallback"
-    if frame.corrected and intent in ("deny", "affirm", "follow_up", *SMALLTALK):
-        return "nlu_fallback"
+    if frame.corrected:
+        return _corrected_intent(frame)
     return intent
 
 
@@ -207,9 +228,11 @@ def read(frame: Frame) -> str | None:
         return None
     if intent == "nlu_fallback":
         cued = [lexicon().cue(n).target for n in frame.cues] if frame.anchored else []
-        if frame.english or frame.corrected:  # the classifier's ranking says little here
+        if frame.english or frame.corrected or frame.turn.whole:  # the classifier's ranking says little here
             kinds = frame.topical or [t for t in ("event", "platform") if t in frame.entities]
-            return cued[0] if cued else FOLLOW_UP_DEFAULT[kinds[0]] if kinds else None
+            if cued:
+                return cued[0]
+            return keyword_intent(frame) or (FOLLOW_UP_DEFAULT[kinds[0]] if kinds else None)
         return _from_fallback(frame) or (cued[0] if cued else None)
     if intent == "follow_up":
         return _cued_follow_up(frame) or _follow_up(frame) or "lost"

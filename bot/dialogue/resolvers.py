@@ -43,7 +43,9 @@ OVERVIEWS = {"joint.overview", "content.overview", "requirement.overview", "main
 # Named things that, alone, do not make a question with foreign words about the notice
 # ("科技局局长是谁", "163邮箱怎么注册"): a unit, a platform, a contact word, an action's keyword.
 WEAK_THINGS = {"unit", "platform", "contact"}
-WEAK_ALIAS = 2  # an alias this short is a weak anchor whatever it names ("农技", "邮箱")
+WEAK_ALIAS = 2
+# A role question's best retrieval hit this far ahead of the next is what the notice asks of that role.
+ROLE_MARGIN = 1.3  # an alias this short is a weak anchor whatever it names ("农技", "邮箱")
 
 
 def gazetteer_matches(frame: Frame) -> list:
@@ -57,10 +59,22 @@ def strongly_anchored(frame: Frame) -> bool:
     """A topic word of the notice or a notice-specific question word ("截止", "文号") in the question."""
     lex = lexicon()
     lowered = frame.text.lower()
-    if any(a in lowered for a in lex.anchors) or any(lex.cue(n).anchors for n in frame.cues):
+    anchors = [a for a in lex.anchors if a not in lex.weak_anchors] if frame.foreign else lex.anchors
+    if any(a in lowered for a in anchors) or any(_anchoring_cue(frame, n) for n in frame.cues):
         return True
     whole = frame.full_text or frame.text  # "我家孩子是小学生，能参加什么": who asks, and may they take part
     return bool(lex.role_question.search(whole)) and any(r.pattern.search(whole) for r in lex.roles)
+
+
+def _anchoring_cue(frame: Frame, name: str) -> bool:
+    """A question word of the notice's own ("文号"); one other services share ("截止") only when
+    nothing foreign is asked about."""
+    lex = lexicon()
+    cue = lex.cue(name)
+    if not cue.anchors:
+        return False
+    found = cue.pattern.search(frame.text.lower())
+    return not (frame.foreign and found and found.group(0) in lex.weak_anchors)
 
 
 def _keep(frame: Frame, reply: Reply) -> Reply:
@@ -140,6 +154,8 @@ def small_talk(frame: Frame) -> Reply | None:
         return None  # "联系方式发我一下，谢谢" is a question
     if frame.intent in ("thank", "greet") and len(frame.text) > 10 and frame.cues:
         return None  # "麻烦告诉我文件的全称，谢谢" is a question
+    if frame.intent not in ("thank", "greet") and len(frame.text) > 10 and frame.foreign and not frame.anchored:
+        return None  # "量子计算机是怎么算东西的，给我讲讲" asks about something else: refused later
     return _keep(frame, smalltalk(frame.kb, frame.intent))
 
 
@@ -269,7 +285,7 @@ def other_year(frame: Frame) -> Reply | None:
 def out_of_notice(frame: Frame) -> Reply | None:
     """Grounding: a question whose content words the notice never uses, and that names nothing of
     the notice, is out of scope, whatever its question word ("北京在哪里", "春节是什么时候")."""
-    if not frame.typed or not frame.foreign:
+    if not frame.typed or not frame.foreign or notice_values(frame):
         return None
     weak = bool(frame.entities) and _weakly_named(frame)
     if frame.anchored and not weak and not (frame.intent == "out_of_scope" and frame.confidence >= 0.5
@@ -361,7 +377,11 @@ def ordinal_item(frame: Frame) -> Reply | None:
         return None
     raw = match.group(1) or match.group(3) or ""
     number = int(raw) if raw.isdigit() else CHINESE_NUMBERS.get(raw, -1 if raw == "最后" else 0)
-    kind = next((k for word, k in lex.list_words.items() if word in frame.text), frame.context.get("list"))
+    # The list named closest before the ordinal ("主要内容的最后一条，要求……" counts in the contents).
+    before = frame.text[:match.start()]
+    named = sorted(((before.rfind(word), k) for word, k in lex.list_words.items() if word in before), reverse=True)
+    after = [k for word, k in lex.list_words.items() if word in frame.text]
+    kind = named[0][1] if named else after[0] if after else frame.context.get("list")
     return _nth(frame, kind, number) if kind else None
 
 
@@ -403,15 +423,46 @@ def role_duties(frame: Frame) -> Reply | None:
     role = next((r for r in lex.roles if r.pattern.search(frame.full_text or frame.text)), None)
     if role is None:
         return None
-    return facts_reply(frame.kb, list(role.facts), frame.today, {"intent": "ask_registration", "entities": {}})
+    facts = list(role.facts)
+    hits = _search(frame, "fact:")
+    # What the notice says of exactly who asks ("科普基地" in the 科普阵地 action) comes first.
+    if hits and hits[0].margin >= ROLE_MARGIN and hits[0].id not in facts and thing_of(hits[0].id):
+        facts.insert(0, hits[0].id)
+    return facts_reply(frame.kb, facts, frame.today, {"intent": "ask_registration", "entities": {}})
 
 
-_VALUE = re.compile(r"[\w.\-]+@[\w.\-]+|https?://\S+|www\.[\w.]+|[a-z0-9\-]+\.(?:cn|com|so|net|org)(?:/[\w\-]+)?|\d[\d\-]{5,}\d|[\u4e00-\u9fff]+〔\d{4}〕\d+号|\d{9}/\d{4}-\d{5}")
+# Literal values of the notice: e-mail, URLs, phone numbers, the 文号 and the index number (ASCII
+# only, so the Chinese around a value is not part of it).
+_VALUE = re.compile(r"[\w.\-]+@[\w.\-]+|https?://[\w./\-]+|www\.[\w.]+|[a-z0-9\-]+\.(?:cn|com|so|net|org)(?:/[\w\-]+)?"
+                    r"|\d[\d\-]{5,}\d|\d{9}/\d{4}-\d{5}", re.ASCII)
+_DOC_NUMBER = re.compile(r"[\u4e00-\u9fff]{2,8}〔\d{4}〕\d+号")
+
+
+def _names(frame: Frame) -> list[str]:
+    """The people the notice names (the parts of its contact facts' short forms that are names)."""
+    person = frame.kb.facts.get("contact.person")
+    return [n for n in re.split(r"[、，,和]", person.short)] if person else []
+
+
+def notice_values(frame: Frame) -> list[str]:
+    """The notice's own literal values in the message: a phone, e-mail, URL, 文号 or a date the
+    notice gives (not a name: "歌手王晶晶唱过什么歌" is about someone else). A question quoting one is about the notice, whatever else it says."""
+    if not frame.typed:
+        return []
+    lowered = frame.text.lower()
+    values = [v.rstrip(".") for v in _VALUE.findall(lowered)] + _DOC_NUMBER.findall(frame.text)
+    found = [v for v in values if any(v in fill(f.answer, f, frame.kb).lower() for f in frame.kb.facts.values())]
+    lex = lexicon()
+    found += [m.group(0) for m in lex.date_mention.finditer(frame.text) if _dated_facts(frame, lex, m)]
+    return found
 
 
 def value_lookup(frame: Frame) -> Reply | None:
-    """Reverse look-up: a phone number, e-mail or address given, what it belongs to."""
+    """Reverse look-up: a phone number, e-mail, address or contact's name given, what it belongs to."""
     values = [v.rstrip(".") for v in _VALUE.findall(frame.text.lower())] if frame.typed else []
+    if frame.typed and "contact" not in frame.cues and not frame.details and not frame.foreign:
+        # "孙浩是哪个单位的"; not "孙浩的电话", "王晶晶是什么职务" or "歌手王晶晶唱过什么歌"
+        values += [n for n in _names(frame) if n and n in frame.text]
     if not values:
         return None
     kb = frame.kb
@@ -420,8 +471,11 @@ def value_lookup(frame: Frame) -> Reply | None:
         owners = [f.id for f in kb.facts.values() if any(v in fill(f.answer, f, kb).lower() for v in values)][:2]
     if not owners:
         return None
+    owners = owners[:2]
+    if owners[0].startswith("contact.") and not {"contact.unit", "contact.person"} & set(owners):
+        owners.append("contact.unit")  # whose number or address it is
     entities = {"contact": [i.split(".", 1)[1] for i in owners if i.startswith("contact.")]}
-    return facts_reply(kb, owners[:2], frame.today, {"intent": "ask_contact", "entities": entities})
+    return facts_reply(kb, owners, frame.today, {"intent": "ask_contact", "entities": entities})
 
 
 def dated(frame: Frame) -> Reply | None:
@@ -538,6 +592,54 @@ def thing_of(fact_id: str) -> tuple[str, str] | None:
     return None
 
 
+_QUOTED = re.compile(r"[“\"「『‘']([^”\"」』’']{2,40})[”\"」』’']")
+_BARE = re.compile(r"[\W_]+")
+QUOTED_MIN = 2
+SPAN_MIN = 8
+SPAN_MAX_FACTS = 2
+
+
+def _fact_texts(kb) -> dict[str, str]:
+    cache = kb.__dict__.setdefault("_bare_fact_texts", {})
+    if not cache:
+        cache.update({f.id: _BARE.sub("", fill(f.answer, f, kb)) for f in kb.facts.values()})
+    return cache
+
+
+def _containing(frame: Frame, span: str) -> list[str]:
+    """The facts whose text contains `span` (punctuation ignored), items before overviews."""
+    bare = _BARE.sub("", span)
+    ids = [i for i, text in _fact_texts(frame.kb).items() if bare and bare in text]
+    items = [i for i in ids if i not in OVERVIEWS]
+    return items or ids
+
+
+def spanned_facts(frame: Frame, minimum: int = SPAN_MIN) -> list[str]:
+    """The few facts sharing the longest stretch of text (at least `minimum` characters) with the
+    question: "重视程度、数量规模、效果亮点这几个指标是干什么的" quotes the commendation."""
+    text = frame.text
+    for match in sorted(gazetteer_matches(frame), key=lambda m: -len(m.text)):
+        text = text.replace(match.text, "|")  # a named thing is no detail: "应急科普联合行动具体是哪天"
+    chunks = [_BARE.sub("", c) for c in text.split("|")]
+    for size in range(min(max((len(c) for c in chunks), default=0), 40), minimum - 1, -1):
+        for chunk in chunks:
+            for start in range(len(chunk) - size + 1):
+                ids = _containing(frame, chunk[start:start + size])
+                if 0 < len(ids) <= SPAN_MAX_FACTS:
+                    return ids
+    return []
+
+
+def quoted(frame: Frame) -> Reply | None:
+    """A phrase quoted from the notice ("“28名”指的是什么人"): the fact that contains it."""
+    spans = _QUOTED.findall(frame.full_text or frame.text) if frame.typed else []
+    for span in spans:
+        ids = _containing(frame, span) if len(_BARE.sub("", span)) >= QUOTED_MIN else []
+        if 0 < len(ids) <= SPAN_MAX_FACTS:
+            return facts_reply(frame.kb, ids, frame.today, {"intent": "ask_event_content", "entities": {}})
+    return None
+
+
 def _item_hit(hits: list[Hit]) -> Hit | None:
     """The best item (not an overview) when it is clearly ahead of the next item: overviews list
     every item, so they are no competitor for the one a detail belongs to."""
@@ -555,8 +657,11 @@ def _item_hit(hits: list[Hit]) -> Hit | None:
 def _detail_instead(frame: Frame, intent: str, reply: Reply) -> Reply | None:
     """An overview answer to a question about one item: the same question about the item that
     contains the detail ("倡导绿水青山理念的是哪个行动？谁牵头？" -> that action's lead unit)."""
-    if not set(reply.facts) <= OVERVIEWS:
-        return None
+    if not set(reply.facts) <= OVERVIEWS or reply.kind == "unstated":
+        return None  # "应急科普联合行动哪天办": the overview says the item's date is not given
+    spanned = [i for i in spanned_facts(frame) if i not in reply.facts and i not in OVERVIEWS]
+    if spanned:
+        return facts_reply(frame.kb, spanned, frame.today, reply.context)
     hit = _item_hit(_search(frame, "fact:"))
     thing = thing_of(hit.id) if hit else None
     if not hit or not thing or hit.id in reply.facts or hit.id in OVERVIEWS:
@@ -643,7 +748,7 @@ def fallback_refusal(frame: Frame) -> Reply:
 
 RESOLVERS: list[Resolver] = [
     empty_input, acknowledgement, unreadable, correction_only, errand, small_talk, confirmation, other_year, staff_faq,
-    out_of_notice, numbered_event, still_open, notice_part, ordinal_item, role_duties, value_lookup, dated,
+    quoted, out_of_notice, numbered_event, still_open, notice_part, ordinal_item, role_duties, value_lookup, dated,
     unstated_detail, refused, question_type, retrieval_fallback, clarification,
 ]
 __all__ = ["RESOLVERS", "fallback_refusal", "hot_buttons", "render"]

@@ -62,7 +62,9 @@ def _venue(kb: KnowledgeSet, ents: Entities) -> Found:
     if event == "cloud":
         return Found(["event.cloud.content"], {"event": [event]})
     if "joint_action" in ents:
-        return Found(["joint.overview"], {"joint_action": ents["joint_action"]})
+        names = "、".join(kb.facts[f"joint_action.{v}"].data["name"] for v in ents["joint_action"])
+        return Found(["joint.overview"], {"joint_action": ents["joint_action"]}, cite_only=True,
+                     lead_in=say(kb, "joint_action_venue", names=names), unstated=True)
     if "platform" in ents:  # "在哪个网站填报": where registering happens
         return _registration(kb, ents)
     return Found(["event.kepu_day.venue"], {"event": ["kepu_day"]})
@@ -241,6 +243,7 @@ RELEVANT: dict[str, tuple[str, ...]] = {
     "ask_doc_number": ("document",),
     "ask_basis": ("document",),
     "ask_audience": ("audience",),
+    "ask_issuer": ("unit",),  # "发布机构是科技局吗": a unit named as the issuer
 }
 
 # Question types whose answer holds for every part of the notice (one contact,
@@ -323,8 +326,16 @@ def facts_reply(kb: KnowledgeSet, fact_ids: list[str], today: dt.date, context: 
                 kind: str = "answer") -> Reply:
     """The given facts, rendered with status and cited."""
     facts = [kb.facts[i] for i in fact_ids if i in kb.facts]
-    body = "".join(render(f, kb, today) for f in facts)
+    body = "".join(_named_render(f, kb, today) for f in facts)
     return Reply(body + citation(kb, facts), facts=[f.id for f in facts], context=context, kind=kind)
+
+
+def _named_render(fact, kb: KnowledgeSet, today: dt.date) -> str:
+    """A fact found by its detail, with the item it belongs to named first (a joint action's
+    text does not say which action it is, nor who leads it)."""
+    if fact.id.startswith("joint_action.") and fact.data.get("name"):
+        return say(kb, "action_detail", name=fact.data["name"], lead=lead_name(kb, fact), answer=render(fact, kb, today))
+    return render(fact, kb, today)
 
 
 def first(ents: Entities, type_: str) -> str | None:

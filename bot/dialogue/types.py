@@ -25,6 +25,8 @@ class Turn:
     faq: tuple[str, float] | None = None
     # FAQ ids the running model was trained on (None: unknown).
     known_faqs: set[str] | None = None
+    # For one question of a message that asks several: the whole message (bot.dialogue.several).
+    whole: str = ""
 
 
 @dataclass

@@ -335,6 +335,28 @@ def anchored(text: str, entities: Entities, lex: Lexicon) -> bool:
     return bool(lex.role_question.search(text)) and any(r.pattern.search(text) for r in lex.roles)
 
 
+# A small-talk reading of a message this long that names the notice's things is a misreading.
+SMALLTALK_MAX = 10
+
+
+def _not_small_talk(turn: Turn, text: str, entities: Entities, lex: Lexicon) -> tuple[str, float] | None:
+    """The classifier's best other reading when it took a question for small talk.
+
+    "市科协代表大会选出来的主席是谁" read as "who are you", or "0955-8812005这个号码是哪里的"
+    as goodbye: a message naming a thing of the notice, or a long one with a question word
+    and a topic word, is a question whatever the small-talk intent says.
+    """
+    from bot.dialogue.phrasing import SMALLTALK
+
+    if turn.intent not in SMALLTALK or turn.intent in ("greet", "thank"):
+        return None  # greetings and thanks around a question are handled by the small-talk resolver
+    questioning = len(text) > SMALLTALK_MAX and lex.cues_in(text) and anchored(text, {}, lex)
+    if not questioning and (not entities or turn.intent == "request_human"):
+        return None  # "我要找工作人员" names the contact person and still asks for a person
+    other = next(((n, c) for n, c in turn.ranking if n not in SMALLTALK), ("nlu_fallback", 0.0))
+    return other[0], min(other[1], 0.5)
+
+
 def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
     """Everything the resolvers need about this turn."""
     lex = lexicon(kb.facts)
@@ -354,9 +376,12 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
     entities = find_entities(kb, lex.self_intro.sub("，", text)) if typed else _group(turn.entities)
     if typed and not entities and full_text != text:  # "……碳达峰那个行动……请问牵头单位是谁"
         entities = find_entities(kb, lex.self_intro.sub("，", full_text))
+    if typed and not entities and turn.whole:  # "代表大会在哪开，几号开": the thing is named once
+        entities = find_entities(kb, lex.self_intro.sub("，", turn.whole))
     entities = _specific_event(entities)
     known = _known_words(kb, _in_scope_examples(), cue_words(lex) | frozenset(lex.anchors))
-    intent, confidence = turn.intent, turn.confidence
+    intent, confidence = (_not_small_talk(turn, text, entities, lex) if typed else None) or (
+        turn.intent, turn.confidence)
     if full_text != text:  # the classifier read the preamble too: its reading is a weaker guess
         confidence = min(confidence, 0.6)
     if (english and intent not in ("greet", "thank", "goodbye")) or corrected:
