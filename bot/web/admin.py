@@ -59,6 +59,7 @@ from sanic.response import HTTPResponse
 from bot.json_body import JsonBodyError, read_json
 from bot.web import DEMO_CSP
 from bot.web.admin_auth import AdminAuth, AuthError, Session, bootstrap_from_env, shared_auth
+from bot.web.proxies import client_address, forwarded_https, trusted_proxies
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ ACTION_LABELS = {
     "rollback": "回滚模型",
     "user.create": "添加工作人员账号",
     "user.password": "修改密码",
+    "unlock": "解除登录锁定",
 }
 
 KIND_LABELS = {"refusal": "超出通知范围", "clarify": "追问澄清", "unstated": "通知未说明",
@@ -230,7 +232,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def _client_ip(request: Request) -> str:
-    return request.remote_addr or request.ip or "unknown"
+    """The client's address for the lock-out: X-Forwarded-For only from KEPU_TRUSTED_PROXIES."""
+    return client_address(request.ip, request.headers.getall("x-forwarded-for", []), trusted_proxies())
+
+
+def _https(request: Request) -> bool:
+    return request.scheme == "https" or forwarded_https(
+        request.ip, request.headers.get("x-forwarded-proto"), trusted_proxies())
 
 
 def _origin_ok(request: Request) -> bool:
@@ -367,7 +375,7 @@ def _set_cookie(resp: HTTPResponse, request: Request, name: str, value: str, max
     cookie["httponly"] = True
     cookie["samesite"] = "Strict"
     cookie["max-age"] = max_age
-    if request.scheme == "https":
+    if _https(request):
         cookie["secure"] = True
 
 
@@ -627,7 +635,7 @@ class AdminSite:
 </div>
 <button type="submit" class="adm-button adm-primary">登录</button>
 </form>
-<p class="adm-hint">仅限科普日智能助手的工作人员使用。连续 5 次输入错误，账号将被锁定 15 分钟。</p>"""
+<p class="adm-hint">仅限科普日智能助手的工作人员使用。从同一网络地址连续 5 次输入错误，需等待 15 分钟才能再试，之后每错一次等待时间加倍。</p>"""
         resp = page(layout("工作人员登录", body, flash=flash, error=error), status)
         _set_cookie(resp, request, LOGIN_COOKIE, token, 3600)
         return resp

@@ -3,7 +3,8 @@
 
 Hostile JSON bodies and a malformed Content-Length get a 400 with a Chinese message on every
 route, never a 500; REST senders cannot reach WeChat conversations; replies say `nosniff`; the
-admin page answers no CORS; signature query strings never reach a log line.
+admin page answers no CORS; its lock-out is keyed per (address, user), forwarded addresses
+trusted only from configured proxies; signature query strings never reach a log line.
 """
 
 from __future__ import annotations
@@ -203,6 +204,59 @@ async def test_the_widget_api_keeps_its_cors(project: Any) -> None:
     base, _ = project
     _, headers, _ = await request(base, "OPTIONS", REST, headers=PREFLIGHT)
     assert headers.get("access-control-allow-origin") == "https://evil.example"
+
+
+# -- admin lock-out ------------------------------------------------------------------------------------
+
+PASSWORD = "正确的密码-correct-horse"
+
+
+async def login(base: str, name: str, password: str, source: str = "127.0.0.1",
+                forwarded_for: str | None = None) -> tuple[int, str]:
+    """Log in through the form like a browser from `source` (a loopback address); (status, page)."""
+    connector = aiohttp.TCPConnector(local_addr=(source, 0))
+    extra = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.get(base + "/admin/login", headers=extra) as resp:
+            token = re.search(r'name="login_token" value="([^"]+)"', await resp.text()).group(1)
+        form = {"login_token": token, "name": name, "password": password, "next": "/admin/faq"}
+        async with session.post(base + "/admin/login", data=form, allow_redirects=False,
+                                headers={"Origin": base, **extra}) as resp:
+            return resp.status, await resp.text()
+
+
+async def test_a_password_guesser_locks_out_only_themselves(project: Any) -> None:
+    base, built = project
+    built.auth.create_user("zhangsan", PASSWORD)
+    for attempt in range(5):
+        status, page = await login(base, "zhangsan", f"guess-{attempt}", source="127.0.0.2")
+    assert status == 429 and "已被锁定" in page
+    assert (await login(base, "zhangsan", PASSWORD, source="127.0.0.2"))[0] == 429
+    status, _ = await login(base, "zhangsan", PASSWORD, source="127.0.0.1")  # the staff member's own address
+    assert status == 303
+
+
+async def test_forwarded_for_is_ignored_from_untrusted_peers(project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    base, built = project
+    monkeypatch.setenv("KEPU_TRUSTED_PROXIES", "127.0.0.3")
+    built.auth.create_user("zhangsan", PASSWORD)
+    for attempt in range(5):  # a new address in the header every time does not help
+        await login(base, "zhangsan", "wrong-password", source="127.0.0.2", forwarded_for=f"198.51.100.{attempt}")
+    assert (await login(base, "zhangsan", PASSWORD, source="127.0.0.2", forwarded_for="198.51.100.99"))[0] == 429
+
+
+async def test_behind_a_trusted_proxy_each_client_is_keyed_by_its_own_address(
+        project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    base, built = project
+    monkeypatch.setenv("KEPU_TRUSTED_PROXIES", "127.0.0.3, 10.0.0.0/8")
+    built.auth.create_user("zhangsan", PASSWORD)
+    for _ in range(5):  # nginx appends the client; a client's own entry on the left is ignored
+        await login(base, "zhangsan", "wrong-password", source="127.0.0.3", forwarded_for="1.2.3.4, 198.51.100.7")
+    assert (await login(base, "zhangsan", PASSWORD, source="127.0.0.3", forwarded_for="198.51.100.7"))[0] == 429
+    status, _ = await login(base, "zhangsan", PASSWORD, source="127.0.0.3", forwarded_for="198.51.100.8, 10.0.0.5")
+    assert status == 303
+    assert built.auth.locked_for("zhangsan", "198.51.100.7") > 0
+    assert built.auth.locked_for("zhangsan", "127.0.0.3") == 0  # the proxy itself is never locked
 
 
 # -- logs -----------------------------------------------------------------------------------------------
