@@ -9,6 +9,7 @@
     bot report unanswered [--since YYYY-MM-DD] [--csv FILE]
     bot report feedback [--vote down|up|all] [--csv FILE]
     bot audit
+    bot unlock NAME_OR_ADDRESS
 
 `make install` puts a wrapper at .venv/bin/bot that runs `python -m bot.cli`.
 """
@@ -280,6 +281,24 @@ def audit_command(limit: int = typer.Option(20, "--limit", help="最多显示几
     for row in list_audit(limit):
         at = row["at"].isoformat(timespec="seconds") if isinstance(row["at"], dt.datetime) else row["at"]
         typer.echo(f"{at}  {row['actor']:<8}  {row['action']:<12}  {str(row['detail'])[:100]}")
+
+
+@app.command("unlock")
+def unlock_command(
+    key: str = typer.Argument(..., help="用户名或 IP 地址 / a staff user name or a client address"),
+) -> None:
+    """解除管理后台的登录锁定 / clear the admin page's login lock-out.
+
+    用户名：解除所有地址对该账号的锁定；IP 地址：解除该地址对所有账号的锁定。
+    A user name is unlocked from every address, an address for every user name.
+    """
+    from bot.staff.audit import record
+    from bot.web.admin_auth import shared_auth
+
+    removed = shared_auth().unlock(key)
+    record("cli", "unlock", f"解除登录锁定：{key}（清除了 {removed} 条失败记录）")
+    typer.secho(f"已解除锁定 / unlocked: {key}（清除了 {removed} 条失败记录 / failures cleared）",
+                fg=typer.colors.GREEN)
 
 
 def main() -> None:

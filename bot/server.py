@@ -4,7 +4,9 @@ Rasa has no hook for extra routes outside /webhooks/, so this entry point
 wraps `rasa.core.run.configure_app` and adds, on Rasa's port:
 - GET /status without a token: readiness (200 once the model is loaded,
   503 before) -- with a token, Rasa's own protected /status answers;
-- the portal demo page, widget assets and admin page (bot/web), when present.
+- the portal demo page, widget assets and admin page (bot/web), when present;
+- on every route, Rasa's included: 400 for a malformed Content-Length and
+  signature query strings kept out of the logs (bot/http_guards.py).
 Everything else is Rasa's, unchanged (REST channel, HTTP API with token auth).
 """
 
@@ -18,6 +20,8 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.http_guards import guard_app
+
 _original_configure_app = rasa.core.run.configure_app
 
 
@@ -26,8 +30,13 @@ def _agent_ready(app: Sanic) -> bool:
     return bool(agent is not None and agent.is_ready())
 
 
-def add_project_routes(app: Sanic) -> None:
-    """Attach the public readiness check and the web front (if installed)."""
+def add_project_routes(app: Sanic, admin_site: Any = None) -> None:
+    """Attach the request guards, the public readiness check and the web front (if installed).
+
+    `admin_site` is the admin page's state (bot.web.admin.AdminSite); tests hand in one on their
+    own database.
+    """
+    guard_app(app)
 
     @app.middleware("request")
     async def public_status(request: Request) -> HTTPResponse | None:
@@ -43,7 +52,7 @@ def add_project_routes(app: Sanic) -> None:
         from bot.web import register as register_web
     except ImportError:
         return
-    register_web(app)
+    register_web(app, admin_site=admin_site)
 
 
 def configure_app(*args: Any, **kwargs: Any) -> Sanic:

@@ -78,3 +78,17 @@ def domain() -> dict[str, Any]:
     from rasa.shared.core.domain import Domain
 
     return Domain.load(str(ROOT / "domain.yml")).as_dict()
+
+
+@pytest.fixture()
+async def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kb: KnowledgeSet) -> Any:
+    """The project's whole HTTP surface (tests/servers.py) served on a free port; the audit log and
+    every other store on a temporary database. Yields (base URL, Project)."""
+    from tests.servers import SanicServer, build_project
+
+    db_url = f"sqlite:///{tmp_path / 'project.db'}"
+    monkeypatch.setenv("KEPU_DB_URL", db_url)
+    built = build_project(kb, db_url)
+    server = await SanicServer(built.app).start()
+    yield server.base, built
+    await server.stop()

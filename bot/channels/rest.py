@@ -1,15 +1,18 @@
 """The REST channel (/webhooks/rest/webhook) with input validation.
 
 Rasa's own RestInput answers 500 for a JSON array or a non-string message;
-this one answers 400 with a clear error for malformed requests, a polite
-prompt for an empty message, and never lets a bad request reach the model.
+this one answers 400 with a clear error for malformed requests (read by the
+shared bounded JSON reader, bot/json_body.py), a polite prompt for an empty
+message, and never lets a bad request reach the model. Senders of other
+channels' namespaces (`wx-…`) are refused, and a request without a sender gets
+a conversation of its own (bot/channels/senders.py). Every answer carries
+`X-Content-Type-Options: nosniff`.
 Every bot message keeps the reply's `kind` (answer, refusal, clarify, unstated,
 smalltalk, empty) that action_answer sends along, which Rasa's collector drops.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from asyncio import CancelledError
@@ -22,11 +25,13 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.senders import RESERVED_PREFIXES, new_rest_sender, reserved
+from bot.json_body import MAX_BODY_BYTES, JsonBodyError, read_json_object
 from bot.knowledge.store import consultation_phone
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 SENDER = re.compile(r"^[\w\-.:@]{1,128}$")
 EMPTY_REPLY = "您好像还没有输入内容。请直接输入您的问题，例如“截止日期是什么时候”。"
 
@@ -52,19 +57,27 @@ def _error(status: int, message: str) -> HTTPResponse:
     return response.json({"error": message}, status=status)
 
 
+def _sender(payload: dict[str, Any]) -> tuple[str, str]:
+    """(sender, '') or ('', error): the caller's conversation id, a fresh one when none is given."""
+    sender = payload.get("sender")
+    if sender is None:
+        return new_rest_sender(), ""
+    if not isinstance(sender, str) or not SENDER.match(sender):
+        return "", "sender 必须是 1-128 位字母、数字或 -_.:@"
+    if reserved(sender):
+        return "", f"sender 不能以 {'、'.join(RESERVED_PREFIXES)} 开头（该前缀属于其他渠道的用户）"
+    return sender, ""
+
+
 def parse_request(body: bytes) -> tuple[dict[str, Any] | None, str]:
     """Validate a webhook body; return (payload, '') or (None, error message)."""
-    if len(body) > MAX_BODY_BYTES:
-        return None, "请求体过大（最多 64 KB）"
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None, "请求体必须是 UTF-8 编码的 JSON"
-    if not isinstance(payload, dict):
-        return None, "请求体必须是 JSON 对象"
-    sender = payload.get("sender", "default")
-    if not isinstance(sender, str) or not SENDER.match(sender):
-        return None, "sender 必须是 1-128 位字母、数字或 -_.:@"
+        payload = read_json_object(body, MAX_BODY_BYTES)
+    except JsonBodyError as exc:
+        return None, exc.message
+    sender, error = _sender(payload)
+    if error:
+        return None, error
     message = payload.get("message")
     if not isinstance(message, str):
         return None, "message 必须是字符串"
@@ -85,6 +98,10 @@ class SafeRestInput(RestInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """GET / for health, POST /webhook for messages."""
         webhook = Blueprint("safe_rest_webhook", __name__)
+
+        @webhook.middleware("response")
+        async def no_sniffing(request: Request, resp: HTTPResponse) -> None:
+            resp.headers.update(NOSNIFF)
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:

@@ -8,14 +8,19 @@ WeChat calls the server URL configured in the account's admin console:
 
 A POST is checked in this order, so nothing untrusted is parsed early:
 size (Content-Length, then the bytes actually read) -> URL signature ->
-encrypt_type -> UTF-8 and no DOCTYPE/ENTITY -> (safe mode) msg_signature and
-decryption, both by wechatpy -> wechatpy.parse_message.
+timestamp within `timestamp_window` of the clock -> encrypt_type (only "aes"
+when `encrypted_only`) -> UTF-8 and no DOCTYPE/ENTITY -> (safe mode)
+msg_signature and decryption, both by wechatpy -> wechatpy.parse_message ->
+the signed (timestamp, nonce) not seen before with another body (a nonce store,
+in-process or in Redis: bot/channels/wechat_replay.py).
 
 WeChat waits 5 s for an answer and retries up to three times. The channel
 answers passively (an XML reply) when Rasa is done within `passive_timeout`;
 otherwise it answers "success" and sends the reply later through the
 customer-service message API. Retries are deduplicated by MsgId (events by
-FromUserName + CreateTime + event), so Rasa sees each message once.
+FromUserName + CreateTime + event), so Rasa sees each message once. Menu
+CLICK events are answered like the question their key maps to (`menu` in
+credentials.yml).
 
 Secrets come only from environment variables (WECHAT_TOKEN, WECHAT_APP_ID,
 WECHAT_APP_SECRET, WECHAT_AES_KEY); without WECHAT_TOKEN the channel still
@@ -25,6 +30,7 @@ loads and answers 503. See docs/wechat.md.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -33,7 +39,7 @@ import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -48,6 +54,8 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
+from bot.channels.senders import wechat_sender
+from bot.channels.wechat_replay import NonceStore, NonceStoreUnavailable, fresh, make_nonce_store
 from bot.knowledge.store import consultation_phone
 
 logger = logging.getLogger(__name__)
@@ -61,6 +69,10 @@ TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # invalid / malformed / expired
 NOT_INTERACTED = 45015  # the user has not written to the account for 48 hours
 ENV = {"token": "WECHAT_TOKEN", "app_id": "WECHAT_APP_ID", "app_secret": "WECHAT_APP_SECRET",
        "aes_key": "WECHAT_AES_KEY"}
+NONCE_STORES = ("memory", "redis")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_PREFIX = "kepu:wechat:nonce:"
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
 _ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")  # OpenID and the account's original ID (gh_...)
 _FORBIDDEN_XML = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -78,6 +90,10 @@ VOICE_UNRECOGNIZED = "抱歉，没能识别这条语音。请发送文字提问�
 TEXT_ONLY = "抱歉，目前只能处理文字消息。请直接输入文字提问，例如“截止日期是什么时候”。"
 FAILED = "抱歉，系统暂时没能处理您的消息，请稍后再试，或拨打{phone}咨询。"
 TRUNCATED = "内容较长，其余部分未能发送。如需完整信息，请拨打{phone}咨询。"
+MENU_UNKNOWN = "抱歉，这个菜单暂时没有内容。请直接输入您的问题，例如“截止日期是什么时候”。"
+STALE = "请求已过期或重复"
+ENCRYPTED_ONLY = "仅接受加密消息（安全模式）"
+NONCES_UNAVAILABLE = "暂时无法校验请求，请稍后再试"
 
 
 # -- settings -----------------------------------------------------------------
@@ -97,6 +113,12 @@ class WeChatSettings:
     buttons_ttl: float = 1800.0  # how long "回复 1" keeps its meaning
     http_timeout: float = 10.0
     token_margin: float = 300.0  # refresh the access token this long before it expires
+    timestamp_window: float = 300.0  # a signed timestamp further than this from now is refused
+    encrypted_only: bool = False  # refuse plaintext messages (recommended once safe mode works)
+    nonce_store: str = "memory"  # or "redis", shared by several replicas
+    redis_url: str = DEFAULT_REDIS_URL
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
+    menu: dict[str, str] = field(default_factory=dict)  # menu CLICK key -> question
 
     @property
     def configured(self) -> bool:
@@ -117,6 +139,50 @@ def _positive(value: Any, default: float, name: str) -> float:
     return number
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _menu(value: Any) -> dict[str, str]:
+    """Menu CLICK keys -> questions from credentials.yml; invalid entries are logged and left out."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        logger.warning("wechat: 'menu' in credentials.yml must map menu keys to questions; ignored")
+        return {}
+    menu: dict[str, str] = {}
+    for key, question in value.items():
+        name = str(key).strip()
+        if name and len(name.encode("utf-8")) <= 128 and isinstance(question, str) and question.strip():
+            menu[name] = question.strip()
+        else:
+            logger.warning("wechat: ignoring menu entry %r (a key of at most 128 bytes and a question)", key)
+    return menu
+
+
+def _replay_settings(creds: dict[str, Any], env: Any) -> dict[str, Any]:
+    """Timestamp window, nonce store and encrypted-only: a WECHAT_* variable wins over credentials.yml,
+    so one replica's environment can switch to Redis without editing the shared file."""
+    def option(key: str, variable: str) -> Any:
+        value = env.get(variable)
+        return value if value not in (None, "") else creds.get(key)
+
+    store = str(option("nonce_store", "WECHAT_NONCE_STORE") or "memory").strip().lower()
+    if store not in NONCE_STORES:
+        logger.warning("wechat: unknown nonce_store=%r, using memory", store)
+        store = "memory"
+    return {
+        "timestamp_window": _positive(option("timestamp_window", "WECHAT_TIMESTAMP_WINDOW"),
+                                      WeChatSettings.timestamp_window, "timestamp_window"),
+        "encrypted_only": _flag(option("encrypted_only", "WECHAT_ENCRYPTED_ONLY")),
+        "nonce_store": store,
+        "redis_url": str(option("redis_url", "WECHAT_REDIS_URL") or DEFAULT_REDIS_URL).strip(),
+        "redis_prefix": str(option("redis_prefix", "WECHAT_REDIS_PREFIX") or DEFAULT_REDIS_PREFIX),
+    }
+
+
 def settings_from(credentials: dict[str, Any] | None, environ: dict[str, str] | None = None) -> WeChatSettings:
     """Settings from credentials.yml (non-secret options) and the environment (secrets)."""
     creds = dict(credentials or {})
@@ -135,6 +201,8 @@ def settings_from(credentials: dict[str, Any] | None, environ: dict[str, str] | 
         dedupe_ttl=_positive(creds.get("dedupe_ttl"), defaults.dedupe_ttl, "dedupe_ttl"),
         buttons_ttl=_positive(creds.get("buttons_ttl"), defaults.buttons_ttl, "buttons_ttl"),
         http_timeout=_positive(creds.get("http_timeout"), defaults.http_timeout, "http_timeout"),
+        menu=_menu(creds.get("menu")),
+        **_replay_settings(creds, env),
     )
 
 
@@ -252,12 +320,13 @@ class Incoming:
     msg_id: int
     create_time: int
     text: str  # text content or voice recognition, '' if none
+    event_key: str = ""  # the menu key of a CLICK event
 
     def key(self) -> str:
         """What identifies a retry of this message."""
         if self.msg_id:
             return f"msg:{self.msg_id}"
-        return f"event:{self.openid}:{self.create_time}:{self.event or self.kind}"
+        return f"event:{self.openid}:{self.create_time}:{self.event or self.kind}:{self.event_key}"
 
 
 def read_message(xml: str) -> Incoming:
@@ -272,12 +341,9 @@ def read_message(xml: str) -> Incoming:
         event = str(message.event).lower() if isinstance(message, BaseEvent) else ""
         if kind == "unknown" and str(message._data.get("MsgType", "")).lower() == "event":
             kind = "event"  # an event wechatpy does not know; wechatpy has no public accessor
-        if kind == "text":
-            text = message.content
-        elif kind == "voice":
-            text = message.recognition
-        else:
-            text = ""
+        text = {"text": "content", "voice": "recognition"}.get(kind)
+        text = getattr(message, text) if text else ""
+        event_key = str(message.key or "") if event == "click" else ""
     except BadMessage:
         raise
     except Exception as exc:  # expat errors, missing or repeated elements, non-numeric ids
@@ -288,7 +354,7 @@ def read_message(xml: str) -> Incoming:
         text = ""
     if not isinstance(text, str):
         raise BadMessage("invalid Content or Recognition")
-    return Incoming(message, openid, kind, event, msg_id, create_time, text)
+    return Incoming(message, openid, kind, event, msg_id, create_time, text, event_key)
 
 
 def _mask(openid: str) -> str:
@@ -494,6 +560,14 @@ class WeChatInput(InputChannel):
             logger.info("wechat: WECHAT_TOKEN not set; the WeChat channel answers 503")
         return cls(settings)
 
+    @property
+    def nonces(self) -> NonceStore:
+        """Where signed (timestamp, nonce) pairs are remembered (created on first use)."""
+        if self._nonces is None:
+            self._nonces = make_nonce_store(self.settings.nonce_store, self.settings.redis_url,
+                                            self.settings.redis_prefix)
+        return self._nonces
+
     def __init__(self, settings: WeChatSettings | None = None,
                  hot_questions: Callable[[], list[tuple[str, str]]] | None = None) -> None:
         self.settings = settings or WeChatSettings()
@@ -502,10 +576,13 @@ class WeChatInput(InputChannel):
         self._hot_questions = hot_questions or default_hot_questions
         self._buttons = ButtonMemory(self.settings.buttons_ttl)
         self._log = _MessageLog(self.settings.dedupe_ttl)
+        self._nonces: NonceStore | None = None
         self._background: set[asyncio.Future[Any]] = set()
+        if self.settings.encrypted_only and self.crypto is None and self.settings.configured:
+            logger.warning("wechat: encrypted_only is set but safe mode is not configured; every message is refused")
 
     def __repr__(self) -> str:
-        mode = "safe+plaintext" if self.crypto else "plaintext"
+        mode = ("safe" if self.settings.encrypted_only else "safe+plaintext") if self.crypto else "plaintext"
         return (f"WeChatInput(configured={self.settings.configured}, modes={mode}, "
                 f"api={self.settings.api_base}, passive_timeout={self.settings.passive_timeout})")
 
@@ -514,6 +591,8 @@ class WeChatInput(InputChannel):
         if self._background:
             await asyncio.wait(set(self._background), timeout=self.settings.http_timeout)
         await self.api.close()
+        if self._nonces is not None:
+            await self._nonces.close()
 
     # -- request checks --
 
@@ -525,6 +604,28 @@ class WeChatInput(InputChannel):
         except InvalidSignatureException:
             return False
         return True
+
+    def _check_query(self, args: Any) -> tuple[int, str]:
+        """(0, '') for a signed, fresh request, else (status, error)."""
+        timestamp = args.get("timestamp") or ""
+        if not self._signed(args.get("signature"), timestamp, args.get("nonce")):
+            return 403, "签名错误"
+        if not fresh(timestamp, self.settings.timestamp_window):
+            return 403, STALE
+        return 0, ""
+
+    async def _check_nonce(self, timestamp: str, nonce: str, incoming: Incoming, body: bytes) -> tuple[int, str]:
+        """(0, '') when (timestamp, nonce) is new, or a retry WeChat sent with the very same body."""
+        owner = f"{incoming.key()}|{hashlib.sha256(body).hexdigest()}"
+        try:
+            known = await self.nonces.claim(f"{timestamp}:{nonce}", owner, 2 * self.settings.timestamp_window)
+        except NonceStoreUnavailable as exc:
+            logger.error("wechat: nonce store unavailable (%s); request refused", exc)
+            return 503, NONCES_UNAVAILABLE
+        if known is None or (known == owner and self._log.get(incoming.key()) is not None):
+            return 0, ""
+        logger.warning("wechat: replayed nonce refused (message %s)", incoming.key())
+        return 403, STALE
 
     def _open(self, body: bytes, encrypt_type: str, msg_signature: str | None,
               timestamp: str, nonce: str) -> tuple[str, int, str]:
@@ -615,16 +716,27 @@ class WeChatInput(InputChannel):
                     return await self._ask(incoming, incoming.text, on_new_message)
                 return [VOICE_UNRECOGNIZED]
             if incoming.kind == "event":
-                if incoming.event in ("subscribe", "subscribe_scan"):
-                    return self._welcome(incoming.openid)
-                if incoming.event == "unsubscribe":
-                    logger.info("wechat: %s unsubscribed", _mask(incoming.openid))
-                    self._buttons.remember(incoming.openid, [])
-                return []
+                return await self._answer_event(incoming, on_new_message)
             return [TEXT_ONLY]
         except Exception:
             logger.exception("wechat: failed to answer %s", incoming.key())
             return [FAILED.format(phone=consultation_phone())]
+
+    async def _answer_event(self, incoming: Incoming,
+                            on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> list[str]:
+        """Subscribe: welcome; menu click: the key's question, answered as if typed; others: nothing."""
+        if incoming.event in ("subscribe", "subscribe_scan"):
+            return self._welcome(incoming.openid)
+        if incoming.event == "click":
+            question = self.settings.menu.get(incoming.event_key)
+            if question is None:
+                logger.info("wechat: unknown menu key %r", incoming.event_key[:64])
+                return [MENU_UNKNOWN]
+            return await self._ask(incoming, question, on_new_message)
+        if incoming.event == "unsubscribe":
+            logger.info("wechat: %s unsubscribed", _mask(incoming.openid))
+            self._buttons.remember(incoming.openid, [])
+        return []
 
     def _welcome(self, openid: str) -> list[str]:
         try:
@@ -645,10 +757,11 @@ class WeChatInput(InputChannel):
             return [EMPTY_REPLY]
         payload = self._buttons.resolve(incoming.openid, text)
         collector = CollectingOutputChannel()
-        metadata = {"wechat": {"msg_id": incoming.msg_id, "msg_type": incoming.kind, "button": payload is not None}}
+        metadata = {"wechat": {"msg_id": incoming.msg_id, "msg_type": incoming.kind, "button": payload is not None,
+                               "menu_key": incoming.event_key}}
         try:
             await on_new_message(UserMessage(
-                payload or text, collector, f"wx-{incoming.openid}",
+                payload or text, collector, wechat_sender(incoming.openid),
                 input_channel=self.name(), metadata=metadata,
             ))
         except asyncio.CancelledError:
@@ -663,13 +776,73 @@ class WeChatInput(InputChannel):
 
     # -- HTTP --
 
+    async def _accept(self, request: Request) -> tuple[Incoming | None, int, str]:
+        """Check a POST in order (see the module docstring): (message, 0, '') or (None, status, error)."""
+        body, status = await _read_body(request)
+        if status:
+            return None, status, "请求体过大（最多 64 KB）" if status == 413 else "请求格式错误"
+        args = request.args
+        status, error = self._check_query(args)
+        if status:
+            logger.warning("wechat: message refused: %s", "wrong signature" if error == "签名错误" else "stale timestamp")
+            return None, status, error
+        encrypt_type = (args.get("encrypt_type") or "raw").lower()
+        if encrypt_type not in ("raw", "aes"):
+            return None, 400, "不支持的 encrypt_type"
+        if encrypt_type == "raw" and self.settings.encrypted_only:
+            return None, 403, ENCRYPTED_ONLY
+        timestamp, nonce = args.get("timestamp") or "", args.get("nonce") or ""
+        xml, status, error = self._open(body, encrypt_type, args.get("msg_signature"), timestamp, nonce)
+        if status:
+            return None, status, error
+        try:
+            incoming = read_message(xml)
+        except BadMessage as exc:
+            logger.warning("wechat: rejected message: %s", exc)
+            return None, 400, "无法解析的消息"
+        status, error = await self._check_nonce(timestamp, nonce, incoming, body)
+        return (None, status, error) if status else (incoming, 0, "")
+
+    async def _receive(self, request: Request,
+                       on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        """POST /webhook: a checked message answered passively, or "success"."""
+        if not self.settings.configured:
+            return response.text(NOT_CONFIGURED, status=503)
+        incoming, status, error = await self._accept(request)
+        if incoming is None:
+            return response.text(error, status=status)
+        parts = await self._respond(incoming, on_new_message)
+        if not parts:
+            return response.text("success")
+        reply = render_text_reply(incoming.message, parts[0])
+        if request.args.get("encrypt_type", "").lower() == "aes" and self.crypto is not None:
+            reply = self.crypto.encrypt_message(reply, request.args.get("nonce") or "")
+        return response.text(reply, content_type="application/xml; charset=utf-8")
+
+    def _verify(self, request: Request) -> HTTPResponse:
+        """GET /webhook: the URL check, answered with echostr."""
+        if not self.settings.configured:
+            return response.text(NOT_CONFIGURED, status=503)
+        status, error = self._check_query(request.args)
+        if status:
+            logger.warning("wechat: URL check refused: %s", "wrong signature" if error == "签名错误" else "stale timestamp")
+            return response.text(error, status=status)
+        echostr = request.args.get("echostr") or ""
+        if not echostr or len(echostr) > 256:
+            return response.text("缺少 echostr", status=400)
+        return response.text(echostr)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        """GET / health, GET /webhook URL check, POST /webhook messages."""
+        """GET / health, GET /webhook URL check, POST /webhook messages; every answer `nosniff`."""
         webhook = Blueprint("wechat_webhook", __name__)
 
         @webhook.listener("after_server_stop")
         async def close_client(app: Any, loop: Any) -> None:
             await self.close()
+
+        @webhook.middleware("response")
+        async def no_sniffing(request: Request, resp: HTTPResponse) -> None:
+            resp.headers.update(NOSNIFF)
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
@@ -677,47 +850,11 @@ class WeChatInput(InputChannel):
 
         @webhook.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
-            if not self.settings.configured:
-                return response.text(NOT_CONFIGURED, status=503)
-            args = request.args
-            if not self._signed(args.get("signature"), args.get("timestamp"), args.get("nonce")):
-                logger.warning("wechat: URL check with a wrong signature")
-                return response.text("签名错误", status=403)
-            echostr = args.get("echostr") or ""
-            if not echostr or len(echostr) > 256:
-                return response.text("缺少 echostr", status=400)
-            return response.text(echostr)
+            return self._verify(request)
 
         @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
-            if not self.settings.configured:
-                return response.text(NOT_CONFIGURED, status=503)
-            body, status = await _read_body(request)
-            if status:
-                return response.text("请求体过大（最多 64 KB）" if status == 413 else "请求格式错误", status=status)
-            args = request.args
-            timestamp, nonce = args.get("timestamp") or "", args.get("nonce") or ""
-            if not self._signed(args.get("signature"), timestamp, nonce):
-                logger.warning("wechat: message with a wrong signature")
-                return response.text("签名错误", status=403)
-            encrypt_type = (args.get("encrypt_type") or "raw").lower()
-            if encrypt_type not in ("raw", "aes"):
-                return response.text("不支持的 encrypt_type", status=400)
-            xml, status, error = self._open(body, encrypt_type, args.get("msg_signature"), timestamp, nonce)
-            if status:
-                return response.text(error, status=status)
-            try:
-                incoming = read_message(xml)
-            except BadMessage as exc:
-                logger.warning("wechat: rejected message: %s", exc)
-                return response.text("无法解析的消息", status=400)
-            parts = await self._respond(incoming, on_new_message)
-            if not parts:
-                return response.text("success")
-            reply = render_text_reply(incoming.message, parts[0])
-            if encrypt_type == "aes" and self.crypto is not None:
-                reply = self.crypto.encrypt_message(reply, nonce)
-            return response.text(reply, content_type="application/xml; charset=utf-8")
+            return await self._receive(request, on_new_message)
 
         return webhook
 

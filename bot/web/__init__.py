@@ -18,6 +18,7 @@ import asyncio
 import logging
 import uuid
 from pathlib import Path
+from typing import Any
 
 from sanic import Sanic, response
 from sanic.request import Request
@@ -91,8 +92,8 @@ def hot_questions() -> list[dict[str, str]]:
     return [{"label": q.label, "payload": q.payload()} for q in questions]
 
 
-def register(app: Sanic) -> None:
-    """Add the widget routes and the demo page to Rasa's Sanic app."""
+def register(app: Sanic, admin_site: Any = None) -> None:
+    """Add the widget routes, the demo page and the admin page (`admin_site`, else a default one)."""
     assets = _load_assets()
     demo_page = (STATIC / "demo.html").read_bytes()
 
@@ -122,10 +123,10 @@ def register(app: Sanic) -> None:
         return response.json(items, headers={**NO_STORE, "Cache-Control": "public, max-age=60"})
 
     async def widget_feedback(request: Request) -> HTTPResponse:
+        entry, error = parse_feedback(request.body or b"")  # never raises: a bad body is a 400
+        if entry is None:
+            return _error(413 if "过大" in error else 400, error)
         try:
-            entry, error = parse_feedback(request.body or b"")
-            if entry is None:
-                return _error(413 if "过大" in error else 400, error)
             row_id = await asyncio.to_thread(shared_store().add, entry)
         except Exception:  # never a 500: the vote is lost, the page is told so
             logger.exception("widget: failed to store feedback")
@@ -139,4 +140,4 @@ def register(app: Sanic) -> None:
 
     from bot.web.admin import register_admin  # the staff admin page at /admin
 
-    register_admin(app)
+    register_admin(app, admin_site)

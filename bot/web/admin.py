@@ -40,6 +40,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -55,8 +56,10 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.json_body import JsonBodyError, read_json
 from bot.web import DEMO_CSP
 from bot.web.admin_auth import AdminAuth, AuthError, Session, bootstrap_from_env, shared_auth
+from bot.web.proxies import client_address, forwarded_https, trusted_proxies
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ LOGIN_COOKIE = "kepu_admin_login"
 COOKIE_PATH = "/admin"
 MAX_FORM_BYTES = 256 * 1024
 FAKE_ENV = "KEPU_ADMIN_FAKE_RETRAIN"
+ADMIN_PREFIX = "/admin"
 CORS_EVALUATED = "_sanic_cors_e"  # sanic_cors.core.SANIC_CORS_EVALUATED: "headers already handled"
 
 # The same policy as the demo page: nothing but our own origin, no inline script or style.
@@ -109,6 +113,7 @@ ACTION_LABELS = {
     "rollback": "回滚模型",
     "user.create": "添加工作人员账号",
     "user.password": "修改密码",
+    "unlock": "解除登录锁定",
 }
 
 KIND_LABELS = {"refusal": "超出通知范围", "clarify": "追问澄清", "unstated": "通知未说明",
@@ -227,7 +232,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def _client_ip(request: Request) -> str:
-    return request.remote_addr or request.ip or "unknown"
+    """The client's address for the lock-out: X-Forwarded-For only from KEPU_TRUSTED_PROXIES."""
+    return client_address(request.ip, request.headers.getall("x-forwarded-for", []), trusted_proxies())
+
+
+def _https(request: Request) -> bool:
+    return request.scheme == "https" or forwarded_https(
+        request.ip, request.headers.get("x-forwarded-proto"), trusted_proxies())
 
 
 def _origin_ok(request: Request) -> bool:
@@ -364,7 +375,7 @@ def _set_cookie(resp: HTTPResponse, request: Request, name: str, value: str, max
     cookie["httponly"] = True
     cookie["samesite"] = "Strict"
     cookie["max-age"] = max_age
-    if request.scheme == "https":
+    if _https(request):
         cookie["secure"] = True
 
 
@@ -624,7 +635,7 @@ class AdminSite:
 </div>
 <button type="submit" class="adm-button adm-primary">登录</button>
 </form>
-<p class="adm-hint">仅限科普日智能助手的工作人员使用。连续 5 次输入错误，账号将被锁定 15 分钟。</p>"""
+<p class="adm-hint">仅限科普日智能助手的工作人员使用。从同一网络地址连续 5 次输入错误，需等待 15 分钟才能再试，之后每错一次等待时间加倍。</p>"""
         resp = page(layout("工作人员登录", body, flash=flash, error=error), status)
         _set_cookie(resp, request, LOGIN_COOKIE, token, 3600)
         return resp
@@ -993,9 +1004,9 @@ class AdminSite:
     async def retrain_start(self, request: Request, session: Session) -> HTTPResponse:
         """POST /admin/api/retrain {"full": bool}: start; 409 if one is running."""
         try:
-            payload = json.loads((request.body or b"{}").decode("utf-8") or "{}")
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return api_error(400, "请求体必须是 JSON")
+            payload = read_json(request.body or b"{}", MAX_FORM_BYTES)
+        except JsonBodyError as exc:
+            return api_error(exc.status, exc.message)
         full = bool(payload.get("full")) if isinstance(payload, dict) else False
         if not self.job.start(session.user, full, self.audit):
             return api_error(409, "已有一次重新训练正在进行，请等待它完成。")
@@ -1049,6 +1060,27 @@ class AdminSite:
                             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
 
+def keep_cors_off_admin(app: Sanic) -> None:
+    """Make Rasa's CORS resources (sanic_cors, `--cors`) skip /admin, preflights included.
+
+    sanic_cors answers an OPTIONS preflight in a request middleware that runs before any route,
+    reflecting the Origin with credentials allowed; with no resource matching /admin, neither a
+    preflight nor an answer there gets an Access-Control-* header.
+    """
+    context = getattr(app.ctx, "sanic_cors", None)
+    if context is None:
+        return
+    from sanic_cors.core import get_regexp_pattern, probably_regex
+
+    resources = []
+    for pattern, options in context.resources:
+        source = get_regexp_pattern(pattern)
+        if not (isinstance(pattern, re.Pattern) or probably_regex(pattern)):
+            source = re.escape(source) + "$"  # sanic_cors compares such a string literally
+        resources.append((re.compile(rf"(?!{ADMIN_PREFIX}(?:/|$)){source}", re.IGNORECASE), options))
+    context.resources = resources
+
+
 def _same_origin_only(handler: Handler) -> Handler:
     """Keep Rasa's CORS headers off an admin answer.
 
@@ -1067,6 +1099,7 @@ def _same_origin_only(handler: Handler) -> Handler:
 def register_admin(app: Sanic, site: AdminSite | None = None) -> AdminSite:
     """Add the /admin routes to Rasa's Sanic app; returns the site (tests inspect its job)."""
     site = site or AdminSite()
+    keep_cors_off_admin(app)
     g = site.guard
 
     async def asset(request: Request, name: str) -> HTTPResponse:

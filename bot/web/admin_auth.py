@@ -8,9 +8,15 @@ in their own MetaData, so rebuilding the knowledge tables never touches them:
 - `admin_sessions`: server-side sessions; the browser holds a random token, the
   table holds only its SHA-256, the user, the per-session CSRF token and the
   expiry time;
-- `admin_login_failures`: one row per failed login, keyed by user name and by
-  client address; 5 failures within 15 minutes lock that user (or address) for
-  15 minutes.
+- `admin_login_failures`: two rows per failed login, one keyed by the pair
+  (client address, user name) and one by the address alone. The lock-out is
+  per pair, so someone guessing a staff member's password locks out only
+  themselves: 5 failures of one pair lock that pair for 15 minutes, and each
+  further failure doubles the wait (30 min, 1 h, ... at most 24 h); failures are
+  remembered for 24 hours, a successful login forgets its pair's. Password
+  spraying over many names from one address is bounded too: 20 failures from an
+  address within an hour lock that address. `unlock()` (CLI: `bot unlock`)
+  clears a name or an address at once.
 
 Times are stored as Unix seconds (float) so SQLite and PostgreSQL behave alike.
 """
@@ -28,7 +34,21 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, delete, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 
 from bot.knowledge.store import database_url, make_engine
@@ -42,8 +62,12 @@ SALT_BYTES = 16
 HASH_BYTES = 32
 
 SESSION_SECONDS = 8 * 3600
-MAX_FAILURES = 5
-LOCK_SECONDS = 15 * 60
+MAX_FAILURES = 5  # failures of one (address, user) pair before its first lock
+LOCK_SECONDS = 15 * 60  # the first lock; every further failure doubles it
+MAX_LOCK_SECONDS = 24 * 3600
+FAILURE_MEMORY = 24 * 3600  # failures older than this are forgotten
+ADDRESS_MAX_FAILURES = 20  # failures from one address, whatever the user name ...
+ADDRESS_WINDOW = 3600  # ... within this many seconds
 MIN_PASSWORD_CHARS = 10
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-\u4e00-\u9fff]{2,32}$")
 
@@ -69,7 +93,7 @@ sessions_table = Table(
 failures_table = Table(
     "admin_login_failures", admin_tables,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(8), nullable=False),      # "user" or "ip"
+    Column("kind", String(8), nullable=False),      # "pair" (address + name) or "ip"
     Column("key", String(128), nullable=False),
     Column("at", Float, nullable=False),
     Index("ix_admin_login_failures_key", "kind", "key"),
@@ -145,6 +169,43 @@ def check_name(name: str) -> None:
     """Raise AuthError when a user name is not allowed."""
     if not NAME_PATTERN.match(name):
         raise AuthError("用户名须为 2 到 32 个字符，只能包含汉字、字母、数字、点、下划线或连字符")
+
+
+# ---------------------------------------------------------------- lock-out rules
+
+
+@dataclass(frozen=True)
+class LockRule:
+    """Failures of one kind of key: how many lock, counted over how many seconds."""
+
+    kind: str
+    threshold: int
+    window: float
+
+
+PAIR_RULE = LockRule("pair", MAX_FAILURES, FAILURE_MEMORY)
+ADDRESS_RULE = LockRule("ip", ADDRESS_MAX_FAILURES, ADDRESS_WINDOW)
+
+
+def lock_seconds(failures: int, threshold: int) -> float:
+    """How long `failures` recent failures lock: nothing below `threshold`, then 15 minutes,
+    doubled by every further failure, at most 24 hours."""
+    if failures < threshold:
+        return 0.0
+    return float(min(LOCK_SECONDS * 2 ** min(failures - threshold, 16), MAX_LOCK_SECONDS))
+
+
+def pair_key(ip: str, name: str) -> str:
+    """The failure key of one (address, user name) pair; addresses never contain a space."""
+    return f"{ip[:60]} {name}"[:128]
+
+
+def _names(kind: str, stored: str, key: str) -> bool:
+    """Whether the failure row (kind, stored key) belongs to the name or address `key`."""
+    if kind != PAIR_RULE.kind:
+        return stored == key
+    ip, _, name = stored.partition(" ")
+    return key in (ip, name)
 
 
 # ---------------------------------------------------------------- the store
@@ -245,40 +306,48 @@ class AdminAuth:
 
     # ------------------------------------------------------------ lock-out
 
-    def _failures(self, conn: object, kind: str, key: str, now: float) -> tuple[int, float]:
+    def _failures(self, conn: object, rule: LockRule, key: str, now: float) -> tuple[int, float]:
         row = conn.execute(  # type: ignore[attr-defined]
             select(func.count(), func.max(failures_table.c.at))
-            .where(failures_table.c.kind == kind, failures_table.c.key == key,
-                   failures_table.c.at > now - LOCK_SECONDS)
+            .where(failures_table.c.kind == rule.kind, failures_table.c.key == key,
+                   failures_table.c.at > now - rule.window)
         ).one()
         return int(row[0]), float(row[1] or 0.0)
 
     def locked_for(self, name: str, ip: str) -> float:
-        """Seconds until this user or address may try again (0 when not locked)."""
+        """Seconds until this address may try this user name again (0 when not locked)."""
         self.ensure_tables()
         now = self.now()
+        remaining = 0.0
         with self.engine.connect() as conn:
-            remaining = 0.0
-            for kind, key in (("user", name), ("ip", ip)):
-                count, last = self._failures(conn, kind, key, now)
-                if count >= MAX_FAILURES:
-                    remaining = max(remaining, last + LOCK_SECONDS - now)
+            for rule, key in ((PAIR_RULE, pair_key(ip, name)), (ADDRESS_RULE, ip[:128])):
+                count, last = self._failures(conn, rule, key, now)
+                remaining = max(remaining, last + lock_seconds(count, rule.threshold) - now)
         return max(0.0, remaining)
 
     def _record_failure(self, name: str, ip: str) -> None:
         now = self.now()
         with self.engine.begin() as conn:
             conn.execute(insert(failures_table), [
-                {"kind": "user", "key": name[:128], "at": now},
-                {"kind": "ip", "key": ip[:128], "at": now},
+                {"kind": PAIR_RULE.kind, "key": pair_key(ip, name), "at": now},
+                {"kind": ADDRESS_RULE.kind, "key": ip[:128], "at": now},
             ])
-            conn.execute(delete(failures_table).where(failures_table.c.at < now - 2 * LOCK_SECONDS))
+            conn.execute(delete(failures_table).where(failures_table.c.at < now - FAILURE_MEMORY))
 
     def unlock(self, key: str) -> int:
-        """Forget the failed logins of a user name or client address; the number removed."""
+        """Forget the failed logins of a user name (from every address) or of a client address
+        (for every name); the number of failure rows removed."""
         self.ensure_tables()
+        key = key.strip()
+        column = failures_table.c.key
         with self.engine.begin() as conn:
-            return conn.execute(delete(failures_table).where(failures_table.c.key == key)).rowcount
+            rows = conn.execute(select(failures_table.c.id, failures_table.c.kind, column).where(or_(
+                column == key, column.startswith(key + " ", autoescape=True),
+                column.endswith(" " + key, autoescape=True)))).all()
+            ids = [row.id for row in rows if _names(row.kind, row.key, key)]
+            if ids:
+                conn.execute(delete(failures_table).where(failures_table.c.id.in_(ids)))
+        return len(ids)
 
     # ------------------------------------------------------------ login
 
@@ -299,8 +368,8 @@ class AdminAuth:
                 return LoginResult(None, None, _locked_message(wait), locked=True)
             return LoginResult(None, None, "用户名或密码错误，请重新输入。")
         with self.engine.begin() as conn:
-            conn.execute(delete(failures_table).where(failures_table.c.kind == "user",
-                                                      failures_table.c.key == name))
+            conn.execute(delete(failures_table).where(failures_table.c.kind == PAIR_RULE.kind,
+                                                      failures_table.c.key == pair_key(ip, name)))
         token, session = self.create_session(name)
         return LoginResult(token, session, "")
 
@@ -345,7 +414,8 @@ class AdminAuth:
 
 def _locked_message(seconds: float) -> str:
     minutes = max(1, int((seconds + 59) // 60))
-    return f"登录失败次数过多，账号已被锁定，请 {minutes} 分钟后再试。如需立即解锁，请联系系统管理员。"
+    return (f"登录失败次数过多，账号已被锁定，请 {minutes} 分钟后再试。"
+            "锁定只针对您当前的网络地址；如需立即解锁，请联系系统管理员。")
 
 
 _shared: AdminAuth | None = None

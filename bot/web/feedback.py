@@ -9,7 +9,6 @@ use when it is missing.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 import uuid
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func, insert, select
 from sqlalchemy.engine import Engine
 
+from bot.json_body import MAX_BODY_BYTES, JsonBodyError, read_json_object
 from bot.knowledge.store import database_url, make_engine
 
-MAX_BODY_BYTES = 64 * 1024
 MAX_QUESTION_CHARS = 1000
 MAX_ANSWER_CHARS = 4000
 VOTES = ("up", "down")
@@ -56,34 +55,36 @@ def _is_uuid(value: str) -> bool:
     return len(value) == 36
 
 
+def _text_field(payload: dict[str, Any], name: str, limit: int, required: bool) -> tuple[str, str]:
+    """(value, '') or ('', error) for one text field of the body."""
+    value = payload.get(name)
+    if value is None and not required:
+        return "", ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        return "", f"{name} 必须是非空字符串（被评价的回答）" if required else f"{name} 必须是字符串"
+    if len(value) > limit:
+        return "", f"{name} 过长（最多 {limit} 字）"
+    return value, ""
+
+
 def parse_feedback(body: bytes) -> tuple[Feedback | None, str]:
     """Validate a POST /widget/feedback body; return (feedback, '') or (None, error)."""
-    if len(body) > MAX_BODY_BYTES:
-        return None, "请求体过大（最多 64 KB）"
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None, "请求体必须是 UTF-8 编码的 JSON"
-    if not isinstance(payload, dict):
-        return None, "请求体必须是 JSON 对象"
+        payload = read_json_object(body, MAX_BODY_BYTES)
+    except JsonBodyError as exc:
+        return None, exc.message
     session_id = payload.get("session_id")
     if not isinstance(session_id, str) or not _is_uuid(session_id):
         return None, "session_id 必须是会话编号（UUID）"
     vote = payload.get("vote")
     if vote not in VOTES:
         return None, "vote 必须是 up 或 down"
-    answer = payload.get("message")
-    if not isinstance(answer, str) or not answer.strip():
-        return None, "message 必须是非空字符串（被评价的回答）"
-    if len(answer) > MAX_ANSWER_CHARS:
-        return None, f"message 过长（最多 {MAX_ANSWER_CHARS} 字）"
-    question = payload.get("question", "")
-    if question is None:
-        question = ""
-    if not isinstance(question, str):
-        return None, "question 必须是字符串"
-    if len(question) > MAX_QUESTION_CHARS:
-        return None, f"question 过长（最多 {MAX_QUESTION_CHARS} 字）"
+    answer, error = _text_field(payload, "message", MAX_ANSWER_CHARS, required=True)
+    if error:
+        return None, error
+    question, error = _text_field(payload, "question", MAX_QUESTION_CHARS, required=False)
+    if error:
+        return None, error
     return Feedback(session_id=session_id.lower(), question=question, answer=answer, vote=vote), ""
 
 

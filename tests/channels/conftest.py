@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,12 +17,12 @@ import pytest
 import xmltodict
 from aiohttp import web
 from rasa.core.channels.channel import UserMessage, register
-from sanic import Sanic
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
 from bot.channels.wechat import WeChatInput, WeChatSettings
 from bot.dialogue import hot_buttons
+from tests.servers import SanicServer, new_app
 
 TOKEN = "test-token-4f2a"
 APP_ID = "wx1234567890abcdef"
@@ -163,29 +162,18 @@ class WeChatHarness:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        # Several apps in one process: Sanic's test mode keeps its one-time "touchup"
-        # rewrite of the protocol class reusable (what sanic-testing does).
-        Sanic.test_mode = True
-        app = Sanic(f"wechat_test_{next(_names)}", configure_logging=False)
+        app = new_app("wechat_test")
         app.ctx.agent = self.rasa
         register([self.channel], app, "/webhooks/")  # exactly as Rasa mounts channels
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self._server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
-        await self._server.startup()
-        await self._server.before_start()
-        await self._server.after_start()
-        self.base = f"http://127.0.0.1:{port}/webhooks/wechat/webhook"
+        self._server = await SanicServer(app).start()
+        self.base = f"{self._server.base}/webhooks/wechat/webhook"
         self._session = aiohttp.ClientSession()
 
     async def stop(self) -> None:
         if self._session is not None:
             await self._session.close()
         if self._server is not None:
-            await self._server.before_stop()
-            await self._server.close()
-            await self._server.after_stop()  # closes the channel's API client
+            await self._server.stop()  # after_server_stop closes the channel's API client
 
     @staticmethod
     def sign(timestamp: str, nonce: str, token: str = TOKEN) -> str:

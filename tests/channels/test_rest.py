@@ -9,8 +9,6 @@ The output channel is tested directly, and the channel mounted by Rasa's own
 
 from __future__ import annotations
 
-import itertools
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,11 +17,10 @@ import pytest
 from rasa.core.actions.action import RemoteAction
 from rasa.core.channels.channel import UserMessage, register
 from rasa_sdk.executor import CollectingDispatcher
-from sanic import Sanic
 
 from bot.channels.rest import EMPTY_REPLY, KindCollectingOutputChannel, SafeRestInput
+from tests.servers import SanicServer, new_app
 
-_names = itertools.count()
 BUTTONS = [{"title": "截止日期是什么时候", "payload": "/ask_deadline"}]
 
 
@@ -71,22 +68,13 @@ class FakeAgent:
 @pytest.fixture()
 async def rest() -> AsyncIterator[tuple[str, FakeAgent]]:
     """SafeRestInput mounted by Rasa's `register` in a real Sanic server; (webhook URL, agent)."""
-    Sanic.test_mode = True  # several apps in one process (see tests/channels/conftest.py)
-    app = Sanic(f"rest_test_{next(_names)}", configure_logging=False)
+    app = new_app("rest_test")
     agent = FakeAgent()
     app.ctx.agent = agent
     register([SafeRestInput()], app, "/webhooks/")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    yield f"http://127.0.0.1:{port}/webhooks/rest/webhook", agent
-    await server.before_stop()
-    await server.close()
-    await server.after_stop()
+    server = await SanicServer(app).start()
+    yield f"{server.base}/webhooks/rest/webhook", agent
+    await server.stop()
 
 
 async def post(url: str, body: dict[str, Any]) -> tuple[int, Any]:

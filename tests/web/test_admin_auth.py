@@ -11,12 +11,15 @@ from sqlalchemy import select
 from bot.knowledge.store import make_engine
 from bot.web import admin, admin_auth
 from bot.web.admin_auth import (
+    ADDRESS_MAX_FAILURES,
     LOCK_SECONDS,
     MAX_FAILURES,
+    MAX_LOCK_SECONDS,
     SESSION_SECONDS,
     AdminAuth,
     AuthError,
     hash_password,
+    lock_seconds,
     sessions_table,
     users_table,
     verify_password,
@@ -105,35 +108,87 @@ def test_wrong_password_message_does_not_say_which_part(auth: AdminAuth) -> None
     assert wrong.message == unknown.message == "用户名或密码错误，请重新输入。"
 
 
-def test_five_failures_lock_the_user_for_15_minutes(auth: AdminAuth, clock: Clock) -> None:
-    for attempt in range(MAX_FAILURES):
-        result = auth.login("zhangsan", "wrong-password", f"10.0.1.{attempt}")
+def test_an_attacker_locks_out_only_themselves(auth: AdminAuth, clock: Clock) -> None:
+    for _ in range(MAX_FAILURES):
+        result = auth.login("zhangsan", "wrong-password", "10.6.6.6")
     assert result.locked and "锁定" in result.message and "15 分钟" in result.message
-    # Even the right password is refused while locked, from any address.
-    refused = auth.login("zhangsan", PASSWORD, "10.9.9.9")
+    # The guesser's own address is refused even with the right password ...
+    refused = auth.login("zhangsan", PASSWORD, "10.6.6.6")
     assert refused.token is None and refused.locked and not refused.attempted
+    # ... while the staff member, from their own address, logs in as usual.
+    assert auth.login("zhangsan", PASSWORD, "10.0.0.8").token
     clock.now += LOCK_SECONDS + 1
+    assert auth.login("zhangsan", PASSWORD, "10.6.6.6").token
+
+
+def test_failures_spread_over_addresses_lock_nothing(auth: AdminAuth) -> None:
+    for attempt in range(MAX_FAILURES):
+        assert not auth.login("zhangsan", "wrong-password", f"10.0.1.{attempt}").locked
+    assert auth.login("zhangsan", PASSWORD, "10.0.1.0").token
     assert auth.login("zhangsan", PASSWORD, "10.9.9.9").token
 
 
-def test_five_failures_lock_the_address(auth: AdminAuth, clock: Clock) -> None:
+def test_every_further_failure_doubles_the_wait(auth: AdminAuth, clock: Clock) -> None:
+    for _ in range(MAX_FAILURES):
+        auth.login("zhangsan", "wrong-password", "10.6.6.6")
+    waits = [auth.locked_for("zhangsan", "10.6.6.6")]
+    for _ in range(3):
+        clock.now += waits[-1] + 1
+        assert auth.locked_for("zhangsan", "10.6.6.6") == 0
+        assert auth.login("zhangsan", "wrong-password", "10.6.6.6").locked
+        waits.append(auth.locked_for("zhangsan", "10.6.6.6"))
+    assert waits == [LOCK_SECONDS, 2 * LOCK_SECONDS, 4 * LOCK_SECONDS, 8 * LOCK_SECONDS]
+    assert "120 分钟" in auth.login("zhangsan", PASSWORD, "10.6.6.6").message
+    assert lock_seconds(MAX_FAILURES + 40, MAX_FAILURES) == MAX_LOCK_SECONDS  # capped at a day
+
+
+def test_many_names_from_one_address_lock_the_address(auth: AdminAuth) -> None:
     auth.create_user("lisi", PASSWORD)
-    for attempt in range(MAX_FAILURES):
+    for attempt in range(ADDRESS_MAX_FAILURES):
         auth.login(f"guess{attempt}", "wrong-password", "10.0.0.66")
     locked = auth.login("lisi", PASSWORD, "10.0.0.66")
     assert locked.token is None and locked.locked
     assert auth.login("lisi", PASSWORD, "10.0.0.67").token  # another address is fine
-    assert auth.unlock("10.0.0.66") == MAX_FAILURES
+    assert auth.unlock("10.0.0.66") == 2 * ADDRESS_MAX_FAILURES  # the address's and its pairs' rows
     assert auth.login("lisi", PASSWORD, "10.0.0.66").token
 
 
-def test_success_resets_the_user_counter(auth: AdminAuth) -> None:
+def test_unlock_by_name_clears_it_from_every_address(auth: AdminAuth) -> None:
+    auth.create_user("lisi", PASSWORD)
+    for ip in ("10.0.0.1", "10.0.0.2"):
+        for _ in range(MAX_FAILURES):
+            auth.login("zhangsan", "wrong-password", ip)
+            auth.login("lisi", "wrong-password", ip)
+    assert auth.unlock("zhangsan") == 2 * MAX_FAILURES  # only zhangsan's pair rows
+    assert auth.login("zhangsan", PASSWORD, "10.0.0.1").token
+    assert auth.login("zhangsan", PASSWORD, "10.0.0.2").token
+    assert auth.login("lisi", PASSWORD, "10.0.0.1").locked  # lisi stays locked
+
+
+def test_success_resets_the_pair_counter(auth: AdminAuth) -> None:
     for _ in range(MAX_FAILURES - 1):
         auth.login("zhangsan", "wrong-password", "10.0.0.1")
-    assert auth.login("zhangsan", PASSWORD, "10.0.0.2").token
+    assert auth.login("zhangsan", PASSWORD, "10.0.0.1").token
     for _ in range(MAX_FAILURES - 1):
-        auth.login("zhangsan", "wrong-password", "10.0.0.3")
-    assert auth.login("zhangsan", PASSWORD, "10.0.0.4").token
+        auth.login("zhangsan", "wrong-password", "10.0.0.1")
+    assert auth.login("zhangsan", PASSWORD, "10.0.0.1").token
+
+
+def test_bot_unlock_command(auth: AdminAuth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as bot_cli
+    from bot.staff.audit import list_audit
+
+    monkeypatch.setenv("KEPU_DB_URL", f"sqlite:///{tmp_path / 'admin.db'}")  # the audit row goes here
+    monkeypatch.setattr(admin_auth, "_shared", auth)
+    for _ in range(MAX_FAILURES):
+        auth.login("zhangsan", "wrong-password", "10.6.6.6")
+    result = CliRunner().invoke(bot_cli, ["unlock", "zhangsan"])
+    assert result.exit_code == 0, result.output
+    assert "已解除锁定" in result.output and f"清除了 {MAX_FAILURES} 条" in result.output
+    assert auth.login("zhangsan", PASSWORD, "10.6.6.6").token
+    assert list_audit(1)[0]["action"] == "unlock"
 
 
 def test_bootstrap_only_when_there_is_no_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

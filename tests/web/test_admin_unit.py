@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from bot.web import admin
+from bot.web.proxies import client_address, forwarded_https, parse_networks
 
 
 def run_job(monkeypatch: pytest.MonkeyPatch, mode: str) -> tuple[dict, list[tuple[str, str, str]]]:
@@ -91,3 +92,25 @@ def test_safe_next_stays_on_the_admin_page() -> None:
     assert admin._safe_next("/admin/audit") == "/admin/audit"
     for target in ("https://evil.example/", "//evil.example/admin", "/admin\\\\evil", None, "/widget/x"):
         assert admin._safe_next(target) == "/admin/faq"
+
+
+TRUSTED = parse_networks("127.0.0.1, 10.0.0.0/8, ::1")
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "client"), [
+    ("203.0.113.5", ["198.51.100.7"], "203.0.113.5"),  # not a proxy: the header is ignored
+    ("127.0.0.1", ["198.51.100.7"], "198.51.100.7"),
+    ("127.0.0.1", ["6.6.6.6, 198.51.100.7"], "198.51.100.7"),  # the client's own entry on the left
+    ("127.0.0.1", ["198.51.100.7, 10.0.0.5"], "198.51.100.7"),  # two proxy hops
+    ("127.0.0.1", ["198.51.100.7", "10.0.0.5"], "198.51.100.7"),  # the header twice
+    ("127.0.0.1", ["garbage, 10.0.0.5"], "10.0.0.5"),
+    ("127.0.0.1", [], "127.0.0.1"),
+    ("::1", ["2001:db8::7"], "2001:db8::7"),
+])
+def test_client_address_trusts_forwarded_for_only_from_proxies(peer: str, forwarded: list[str], client: str) -> None:
+    assert client_address(peer, forwarded, TRUSTED) == client
+
+
+def test_invalid_trusted_proxy_entries_are_left_out() -> None:
+    assert [str(n) for n in parse_networks("127.0.0.1, nonsense, 10.0.0.0/8")] == ["127.0.0.1/32", "10.0.0.0/8"]
+    assert forwarded_https("127.0.0.1", "https", TRUSTED) and not forwarded_https("203.0.113.5", "https", TRUSTED)

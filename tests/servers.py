@@ -1,0 +1,134 @@
+"""Real Sanic servers for the tests, each on a free port of 127.0.0.1 that the test itself started.
+
+- `SanicServer`: an app served inside the test's own event loop (async tests);
+- `ThreadedServer`: the same in a background thread with its own loop, for synchronous tests
+  (hypothesis drives plain functions);
+- `project_app()`: the bot's whole HTTP surface as `rasa run --cors "*"` mounts it -- the REST and
+  WeChat channels (Rasa's `register`), Rasa's CORS set-up, and bot.server.add_project_routes
+  (request guards, /status, widget, admin) -- with a stand-in agent instead of a trained model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel, register
+from sanic import Sanic
+
+_names = itertools.count()
+
+
+def new_app(prefix: str) -> Sanic:
+    """A fresh Sanic app; several in one process need Sanic's test mode (what sanic-testing does)."""
+    Sanic.test_mode = True
+    return Sanic(f"{prefix}_{next(_names)}", configure_logging=False)
+
+
+def project_app(agent: Any, channels: list[InputChannel], admin_site: Any = None) -> Sanic:
+    """The project's app: channels under /webhooks/, CORS as `--cors "*"`, then the project's routes."""
+    from rasa.server import configure_cors  # imports all of Rasa's server: only here
+
+    from bot.server import add_project_routes
+
+    app = new_app("project_test")
+    configure_cors(app, "*")  # what `rasa run --cors "*"` does (scripts/serve.sh)
+    app.ctx.agent = agent
+    register(channels, app, "/webhooks/")
+    add_project_routes(app, admin_site=admin_site)
+    return app
+
+
+class SanicServer:
+    """`app` served on a free port of 127.0.0.1 in the running event loop."""
+
+    def __init__(self, app: Sanic, host: str = "127.0.0.1", access_log: bool = False) -> None:
+        self.app = app
+        self.host = host
+        self.access_log = access_log
+        self.port = 0
+        self._server: Any = None
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> SanicServer:
+        sock = socket.socket()
+        sock.bind((self.host, 0))
+        self.port = sock.getsockname()[1]
+        self._server = await self.app.create_server(sock=sock, return_asyncio_server=True,
+                                                    access_log=self.access_log)
+        await self._server.startup()
+        await self._server.before_start()
+        await self._server.after_start()
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.before_stop()
+            await self._server.close()
+            await self._server.after_stop()
+            self._server = None
+
+
+class ThreadedServer:
+    """A SanicServer in its own thread and event loop; `run(coro)` runs a coroutine there."""
+
+    def __init__(self, app: Sanic) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-sanic", daemon=True)
+        self._thread.start()
+        self.server = SanicServer(app)
+
+    def run(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> ThreadedServer:
+        self.run(self.server.start())
+        return self
+
+    @property
+    def base(self) -> str:
+        return self.server.base
+
+    def stop(self) -> None:
+        try:
+            self.run(self.server.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+
+
+@dataclass
+class Project:
+    """The project's app with its stand-ins: the agent, the WeChat channel and the admin accounts."""
+
+    app: Sanic
+    rasa: Any  # tests.channels.conftest.FakeRasa
+    wechat: Any  # bot.channels.wechat.WeChatInput
+    auth: Any  # bot.web.admin_auth.AdminAuth on the test's database
+
+
+def build_project(kb: Any, db_url: str, **wechat_settings: Any) -> Project:
+    """The project's app on the database `db_url`, WeChat configured with the test credentials."""
+    from bot.channels.rest import SafeRestInput
+    from bot.channels.wechat import WeChatInput, WeChatSettings
+    from bot.dialogue import hot_buttons
+    from bot.knowledge.store import make_engine
+    from bot.web.admin import AdminSite
+    from bot.web.admin_auth import AdminAuth
+    from tests.channels.conftest import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeRasa
+
+    settings = WeChatSettings(token=TOKEN, app_id=APP_ID, app_secret=APP_SECRET, aes_key=AES_KEY,
+                              api_base="http://127.0.0.1:9", passive_timeout=1.0, **wechat_settings)
+    wechat = WeChatInput(settings, hot_questions=lambda: hot_buttons(kb))
+    rasa = FakeRasa()
+    auth = AdminAuth(make_engine(db_url))
+    app = project_app(rasa, [SafeRestInput(), wechat], admin_site=AdminSite(auth))
+    return Project(app, rasa, wechat, auth)
