@@ -15,8 +15,10 @@ conversations written into the front's tracker store with Rasa's own SQLTrackerS
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -88,7 +90,9 @@ def start_front(folder: Path, extra_env: dict[str, str] | None = None, prefix: l
                "--auth-token", secrets.token_urlsafe(16), "--cors", "*", "--credentials", "credentials.yml",
                "--endpoints", str(endpoints), "--model", str(folder / "no-model")]
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # Its own process group: a prefix such as faketime forks the server as its child.
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
     front = Front(f"http://127.0.0.1:{port}", db_url, tracker_url, tracker_db, process, log)
     deadline = time.monotonic() + START_TIMEOUT
     while not _answers(front.url + "/widget/widget.js"):
@@ -100,11 +104,11 @@ def start_front(folder: Path, extra_env: dict[str, str] | None = None, prefix: l
 
 
 def stop_front(front: Front) -> None:
-    """Stop the front's process (started by start_front, so ours to stop)."""
-    if front.process.poll() is None:
-        front.process.terminate()
-        try:
-            front.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            front.process.kill()
-            front.process.wait(timeout=10)
+    """Stop the front's process group (started by start_front, so ours to stop)."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        if front.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(front.process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            front.process.wait(timeout=wait)
