@@ -9,13 +9,13 @@ model knows.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot import clock
 from bot.dialogue import Turn, respond
 from bot.faq import model_faqs, selected_faq
 from bot.knowledge.store import shared_repository
@@ -23,9 +23,8 @@ from bot.text import normalize
 
 
 def today() -> dt.date:
-    """Today's date; KEPU_TODAY=YYYY-MM-DD fixes it (tests, demos)."""
-    fixed = os.environ.get("KEPU_TODAY")
-    return dt.date.fromisoformat(fixed) if fixed else dt.date.today()
+    """Today in the assistant's time zone (bot.clock); KEPU_TODAY=YYYY-MM-DD fixes it (tests, demos)."""
+    return clock.today()
 
 
 def turn_from_tracker(tracker: Tracker, domain: dict[str, Any] | None = None) -> Turn:

@@ -236,7 +236,7 @@ def report_unanswered(
 
     rows = unanswered(_parse_day(since))
     if csv:
-        to_csv(rows, csv, fields=["question", "count", "first", "last", "kinds"])
+        to_csv(rows, csv, fields=["question", "originals", "count", "first", "last", "kinds"])
         typer.echo(f"已写入 / written: {csv}")
     if not rows:
         typer.echo("没有未回答的问题 / no unanswered questions")
@@ -244,6 +244,7 @@ def report_unanswered(
     typer.echo(f"{'次数':>4}  {'首次':<10}  {'最近':<10}  问题 / question")
     for row in rows[:limit]:
         typer.echo(f"{row['count']:>6}  {row['first']:<10}  {row['last']:<10}  {row['question']}  [{row['kinds']}]")
+        typer.echo(f"{'':>6}  原话 / typed: {' | '.join(row['originals'])}")
     if len(rows) > limit:
         typer.echo(f"……共 {len(rows)} 条 / {len(rows)} in total")
 
@@ -276,10 +277,11 @@ def report_feedback(
 @app.command("audit")
 def audit_command(limit: int = typer.Option(20, "--limit", help="最多显示几条 / rows to show")) -> None:
     """审计日志（谁在何时改了什么）/ the audit log."""
+    from bot import clock
     from bot.staff.audit import list_audit
 
     for row in list_audit(limit):
-        at = row["at"].isoformat(timespec="seconds") if isinstance(row["at"], dt.datetime) else row["at"]
+        at = clock.local(row["at"]).isoformat(timespec="seconds") if isinstance(row["at"], dt.datetime) else row["at"]
         typer.echo(f"{at}  {row['actor']:<8}  {row['action']:<12}  {str(row['detail'])[:100]}")
 
 

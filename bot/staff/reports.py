@@ -6,6 +6,9 @@ sets the slot `reply_kind` right after each user message; a message counts as
 unanswered when that reply was a refusal, a clarification ("您是想问……吗？")
 or "通知里没有说明" (unstated). When a message has no reply_kind (older
 conversations), its intent decides: nlu_fallback or out_of_scope.
+Messages are grouped by their normalised text; each row also keeps what the
+users actually typed (`originals`). Days are days in bot.clock's zone
+(KEPU_TIMEZONE, Asia/Shanghai by default), whatever the server's clock says.
 
 feedback() reads the widget's `feedback` table (bot/web/feedback.py).
 """
@@ -22,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, inspect, select
 
+from bot import clock
 from bot.knowledge.store import ROOT, make_engine
 from bot.text import normalize
 
@@ -30,6 +34,7 @@ UNANSWERED_INTENTS = ("nlu_fallback", "out_of_scope")
 # Conversations the tools themselves hold with the live server (smoke checks, evaluation, benchmarks).
 INTERNAL_SENDERS = ("staff-check-", "eval-", "bench-")
 _TRAILING = "?？!！。.,，~～ "
+MAX_ORIGINALS = 5  # distinct typed forms kept per row, most frequent first
 
 _events_meta = MetaData()
 events_table = Table(
@@ -54,14 +59,16 @@ def _question(text: str) -> str:
 
 
 def _day(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp).date().isoformat()
+    return clock.day_of(timestamp).isoformat()
 
 
 def unanswered(since: dt.date | None = None) -> list[dict[str, Any]]:
     """User questions the assistant did not answer, grouped by normalised text, most frequent first.
 
-    Each row: question, count, first, last (dates, YYYY-MM-DD) and kinds (how
-    they were handled, e.g. "refusal").
+    Each row: question (the normalised text the rows are grouped by), originals
+    (what users typed, most frequent first, at most MAX_ORIGINALS), count, first,
+    last (days in bot.clock's zone, YYYY-MM-DD) and kinds (how they were handled,
+    e.g. "refusal"). `since` is a day in that zone too.
     """
     url = tracker_url()
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
@@ -76,8 +83,7 @@ def unanswered(since: dt.date | None = None) -> list[dict[str, Any]]:
                      .where(events_table.c.type_name.in_(("user", "slot")))
                      .order_by(events_table.c.id))
             if since is not None:
-                start = dt.datetime.combine(since, dt.time()).timestamp()
-                query = query.where(events_table.c.timestamp >= start)
+                query = query.where(events_table.c.timestamp >= clock.start_of(since))
             rows = conn.execute(query).all()
     finally:
         engine.dispose()
@@ -126,21 +132,30 @@ def _group(messages: list[tuple[str, float, str]]) -> list[dict[str, Any]]:
         if not question:
             continue
         row = groups.setdefault(question, {"question": question, "count": 0, "first": timestamp,
-                                           "last": timestamp, "kinds": {}})
+                                           "last": timestamp, "kinds": {}, "originals": {}})
         row["count"] += 1
         row["first"] = min(row["first"], timestamp)
         row["last"] = max(row["last"], timestamp)
         row["kinds"][kind] = row["kinds"].get(kind, 0) + 1
+        typed = text.strip()
+        row["originals"][typed] = row["originals"].get(typed, 0) + 1
     ranked = sorted(groups.values(), key=lambda r: (-r["count"], -r["last"], r["question"]))
     return [
-        {"question": r["question"], "count": r["count"], "first": _day(r["first"]), "last": _day(r["last"]),
-         "kinds": ",".join(sorted(r["kinds"], key=lambda k: -r["kinds"][k]))}
+        {"question": r["question"], "originals": _most_frequent(r["originals"])[:MAX_ORIGINALS],
+         "count": r["count"], "first": _day(r["first"]), "last": _day(r["last"]),
+         "kinds": ",".join(_most_frequent(r["kinds"]))}
         for r in ranked
     ]
 
 
+def _most_frequent(counts: dict[str, int]) -> list[str]:
+    """The keys by count, highest first (ties keep their first-seen order)."""
+    return sorted(counts, key=lambda k: -counts[k])
+
+
 def feedback(vote: str | None = "down") -> list[dict[str, Any]]:
-    """Answers rated in the widget, newest first: question, answer, at (ISO time). vote=None: all votes."""
+    """Answers rated in the widget, newest first: question, answer, at (ISO time in bot.clock's zone).
+    vote=None: all votes."""
     from bot.web.feedback import FeedbackStore, feedback_table
 
     store = FeedbackStore(make_engine())
@@ -156,7 +171,8 @@ def feedback(vote: str | None = "down") -> list[dict[str, Any]]:
         store.engine.dispose()
     out = []
     for question, answer, created_at, row_vote in rows:
-        at = created_at.isoformat(timespec="seconds") if isinstance(created_at, dt.datetime) else str(created_at)
+        at = (clock.local(created_at).isoformat(timespec="seconds") if isinstance(created_at, dt.datetime)
+              else str(created_at))
         row = {"question": question, "answer": answer, "at": at}
         if vote is None:
             row["vote"] = row_vote
@@ -165,7 +181,9 @@ def feedback(vote: str | None = "down") -> list[dict[str, Any]]:
 
 
 def to_csv(rows: Sequence[dict[str, Any]], path: str | Path, fields: Sequence[str] | None = None) -> Path:
-    """Write `rows` as CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese); return the path."""
+    """Write `rows` as CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese); return the path.
+
+    A list value (a row's `originals`) is one cell, one item per line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(fields or [])
@@ -176,5 +194,5 @@ def to_csv(rows: Sequence[dict[str, Any]], path: str | Path, fields: Sequence[st
         writer = csv.DictWriter(handle, fieldnames=names, extrasaction="ignore")
         if names:
             writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: "\n".join(v) if isinstance(v, list) else v for k, v in row.items()} for row in rows)
     return path

@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from bot import evaluation
+from bot import clock, evaluation
 from bot.faq import is_expired
 from bot.knowledge.answers import short
 from bot.knowledge.loader import KnowledgeError, load_knowledge
@@ -117,8 +117,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _today() -> dt.date:
-    fixed = os.environ.get("KEPU_TODAY")
-    return dt.date.fromisoformat(fixed) if fixed else dt.date.today()
+    return clock.today()
 
 
 def current_model() -> str:

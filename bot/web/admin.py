@@ -56,6 +56,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import clock
 from bot.json_body import JsonBodyError, read_json
 from bot.web import DEMO_CSP
 from bot.web.admin_auth import AdminAuth, AuthError, Session, bootstrap_from_env, shared_auth
@@ -132,18 +133,8 @@ def h(value: object) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
-def _zone() -> dt.tzinfo:
-    """The time zone for displayed times (KEPU_TIMEZONE, default Asia/Shanghai)."""
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(os.environ.get("KEPU_TIMEZONE") or "Asia/Shanghai")
-    except Exception:  # no tz database: the server's local time
-        return dt.datetime.now().astimezone().tzinfo or dt.timezone.utc
-
-
 def _fmt_time(value: object) -> str:
-    """A timestamp (datetime, date, ISO text or Unix seconds) as 'YYYY-MM-DD HH:MM' in KEPU_TIMEZONE.
+    """A timestamp (datetime, date, ISO text or Unix seconds) as 'YYYY-MM-DD HH:MM' in bot.clock's zone.
 
     Naive datetimes are taken as UTC (SQLite drops the zone of the UTC times stored by bot/staff).
     """
@@ -157,9 +148,7 @@ def _fmt_time(value: object) -> str:
         except ValueError:
             return value
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(_zone()).strftime("%Y-%m-%d %H:%M")
+        return clock.local(value).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
@@ -390,6 +379,51 @@ def _table(headers: list[str], rows: list[list[str]], caption: str, empty: str) 
         body.append(f"<tr>{cells}</tr>")
     return (f'<div class="adm-table-wrap"><table class="adm-table"><caption class="adm-sr">{h(caption)}</caption>'
             f'<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _since_arg(request: Request) -> tuple[str, dt.date | None, str]:
+    """The report's `since` argument: (its text, the day, an error for the page); a bad date is dropped."""
+    text = request.args.get("since", "").strip()
+    if not text:
+        return "", None, ""
+    try:
+        return text, dt.date.fromisoformat(text), ""
+    except ValueError:
+        return "", None, "日期格式不正确，请按“年-月-日”填写。"
+
+
+def _zone_label() -> str:
+    """The report's time zone for people: 北京时间 for Asia/Shanghai, else its name."""
+    name = clock.zone_name()
+    return f"北京时间（{name}）" if name == clock.DEFAULT_ZONE else name
+
+
+def _unanswered_filter(since_text: str) -> str:
+    """The lead, the day filter (with a link to today's questions) and the CSV link."""
+    today = clock.today().isoformat()
+    csv_link = "/admin/unanswered.csv" + (f"?{urlencode({'since': since_text})}" if since_text else "")
+    return f"""
+<p class="adm-lead">机器人没能回答的问题，按提问次数排列；“用户原话”是群众输入的原文，同一问题的不同写法归为一行。\
+点击“添加为常见问题”可直接为它编写答案。日期按{h(_zone_label())}计算。</p>
+<form method="get" action="/admin/unanswered" class="adm-filter">
+<div class="adm-field"><label for="since">起始日期（可选）</label>
+<input id="since" name="since" type="date" value="{h(since_text)}"></div>
+<div class="adm-buttons"><button type="submit" class="adm-button">筛选</button>
+<a class="adm-button" href="/admin/unanswered?{h(urlencode({'since': today}))}">只看今天（{h(today)}）</a>
+<a class="adm-button" href="{h(csv_link)}" download>下载 CSV</a></div>
+</form>
+"""
+
+
+def _unanswered_cells(row: dict[str, Any]) -> list[str]:
+    """One report row as escaped table cells: the grouped form, what users typed, counts, days, action."""
+    question = str(row.get("question", ""))
+    add = "/admin/faq/new?" + urlencode({"question": question})
+    kinds = [KIND_LABELS.get(k, k) for k in str(row.get("kinds") or "").split(",") if k]
+    typed = "".join(f"<li>{h(text)}</li>" for text in row.get("originals") or [])
+    return [h(question), f'<ul class="adm-originals">{typed}</ul>', h(row.get("count", "")),
+            h("、".join(dict.fromkeys(kinds)) or "—"), h(_fmt_time(row.get("first"))), h(_fmt_time(row.get("last"))),
+            f'<a class="adm-button adm-small" href="{h(add)}" aria-label="添加为常见问题：{h(question)}">添加为常见问题</a>']
 
 
 # ---------------------------------------------------------------- retrain job
@@ -853,45 +887,20 @@ class AdminSite:
 
     async def unanswered(self, request: Request, session: Session) -> HTTPResponse:
         """GET /admin/unanswered[?since=YYYY-MM-DD]: questions the bot could not answer."""
-        since_text = request.args.get("since", "").strip()
-        since, error = None, ""
-        if since_text:
-            try:
-                since = dt.date.fromisoformat(since_text)
-            except ValueError:
-                error, since_text = "日期格式不正确，请按“年-月-日”填写。", ""
+        since_text, since, error = _since_arg(request)
         try:
             rows = await asyncio.to_thread(lambda: _staff("reports").unanswered(since=since))
         except Exception as err:
             logger.exception("admin: unanswered report failed")
             return page(layout("未解答问题", "", session, "/admin/unanswered", error=f"无法生成报表：{err}"), 503)
-        cells = []
-        for row in rows:
-            question = str(row.get("question", ""))
-            add = "/admin/faq/new?" + urlencode({"question": question})
-            kinds = [KIND_LABELS.get(k, k) for k in str(row.get("kinds") or "").split(",") if k]
-            cells.append([h(question), h(row.get("count", "")), h("、".join(dict.fromkeys(kinds)) or "—"),
-                          h(_fmt_time(row.get("first"))), h(_fmt_time(row.get("last"))),
-                          f'<a class="adm-button adm-small" href="{h(add)}" aria-label="添加为常见问题：{h(question)}">'
-                          '添加为常见问题</a>'])
-        csv_link = "/admin/unanswered.csv" + (f"?{urlencode({'since': since_text})}" if since_text else "")
-        body = f"""
-<p class="adm-lead">机器人没能回答的问题，按提问次数排列。点击“添加为常见问题”可直接为它编写答案。</p>
-<form method="get" action="/admin/unanswered" class="adm-filter">
-<div class="adm-field"><label for="since">起始日期（可选）</label>
-<input id="since" name="since" type="date" value="{h(since_text)}"></div>
-<div class="adm-buttons"><button type="submit" class="adm-button">筛选</button>
-<a class="adm-button" href="{h(csv_link)}" download>下载 CSV</a></div>
-</form>
-""" + _table(["问题", "次数", "机器人的处理", "首次提问", "最近提问", "操作"], cells, "未解答问题报表", "暂无未解答的问题。")
+        headers = ["问题（归并后）", "用户原话", "次数", "机器人的处理", "首次提问", "最近提问", "操作"]
+        body = _unanswered_filter(since_text) + _table(
+            headers, [_unanswered_cells(row) for row in rows], "未解答问题报表", "暂无未解答的问题。")
         return page(layout("未解答问题", body, session, "/admin/unanswered", error=error))
 
     async def unanswered_csv(self, request: Request, session: Session) -> HTTPResponse:
         """GET /admin/unanswered.csv: the same report as a CSV file (written by reports.to_csv)."""
-        try:
-            since = dt.date.fromisoformat(request.args.get("since")) if request.args.get("since") else None
-        except ValueError:
-            since = None
+        since = _since_arg(request)[1]
 
         def build() -> bytes:
             reports = _staff("reports")
@@ -906,7 +915,7 @@ class AdminSite:
         except Exception as err:
             logger.exception("admin: unanswered csv failed")
             return api_error(503, f"无法生成报表：{err}")
-        name = f"unanswered-{dt.date.today().isoformat()}.csv"
+        name = f"unanswered-{clock.today().isoformat()}.csv"
         return response.raw(data, content_type="text/csv; charset=utf-8",
                             headers=_headers(**{"Content-Disposition": f'attachment; filename="{name}"'}))
 

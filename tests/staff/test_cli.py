@@ -98,7 +98,7 @@ def test_reports(staff_env, tmp_path, monkeypatch):
     monkeypatch.setenv("TRACKER_URL", f"sqlite:///{tmp_path / 'none.db'}")
     result = runner.invoke(app, ["report", "unanswered", "--csv", str(tmp_path / "u.csv"), "--since", "2026-01-01"])
     assert result.exit_code == 0 and "没有未回答的问题" in result.output
-    assert (tmp_path / "u.csv").read_text(encoding="utf-8-sig").startswith("question,count,first,last,kinds")
+    assert (tmp_path / "u.csv").read_text(encoding="utf-8-sig").startswith("question,originals,count,first,last,kinds")
     assert runner.invoke(app, ["report", "unanswered", "--since", "yesterday"]).exit_code == 2
     feedback = runner.invoke(app, ["report", "feedback", "--vote", "all"])
     assert feedback.exit_code == 0 and "没有评价" in feedback.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,8 +63,8 @@ async def tracker_db(tmp_path: Path, domain, monkeypatch: pytest.MonkeyPatch) ->
 
 async def test_unanswered_groups_normalised_text_and_ranks_by_count(tracker_db):
     rows = reports.unanswered()
-    assert rows[0] == {"question": "社保怎么交", "count": 3, "first": "2026-11-01", "last": "2026-11-05",
-                       "kinds": "refusal"}
+    assert rows[0] == {"question": "社保怎么交", "originals": ["社保怎么交？", "社保怎么交", "社 保 怎么交!!"],
+                       "count": 3, "first": "2026-11-01", "last": "2026-11-05", "kinds": "refusal"}
     questions = [r["question"] for r in rows]
     assert set(questions) == {"社保怎么交", "停车方便吗", "那个怎么弄", "医保卡丢了"}
     by_question = {r["question"]: r for r in rows}
@@ -92,6 +94,7 @@ async def test_to_csv(tracker_db, tmp_path):
     with open(path, encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0]["question"] == "社保怎么交" and rows[0]["count"] == "3"
+    assert rows[0]["originals"] == "社保怎么交？\n社保怎么交\n社 保 怎么交!!"  # one cell, one wording a line
     empty = reports.to_csv([], tmp_path / "empty.csv", fields=["question", "count"])
     assert empty.read_text(encoding="utf-8-sig").strip() == "question,count"
 
@@ -118,3 +121,65 @@ def test_feedback_reads_down_votes_newest_first(tmp_path, monkeypatch):
     assert [r["question"] for r in rows] == ["停车", "截止日期"]
     assert set(rows[0]) == {"question", "answer", "at"} and rows[0]["at"].startswith("20")
     assert [r["vote"] for r in reports.feedback(None)] == ["down", "up", "down"]
+
+
+# ---------------------------------------------------------------- one time zone (issue 9, items 12 and 13)
+
+# 2026-12-03 01:00 in Beijing is still 2026-12-02 on a server whose clock is in UTC.
+AT_1AM_BEIJING = dt.datetime(2026, 12, 2, 17, 0, tzinfo=dt.timezone.utc).timestamp()
+EVENING_BEFORE = dt.datetime(2026, 12, 2, 15, 30, tzinfo=dt.timezone.utc).timestamp()  # 23:30 Beijing
+
+
+@pytest.fixture()
+def utc_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's local time zone is UTC, as on a server that keeps its clock in UTC."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture()
+async def night_db(tmp_path: Path, domain, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    path = tmp_path / "night.db"
+    store = SQLTrackerStore(Domain.from_dict(domain), dialect="sqlite", db=str(path))
+    conversations = {
+        "night-a": turn("<b>社保</b>怎么 交？", "out_of_scope", "refusal", AT_1AM_BEIJING),
+        "night-b": turn("社保怎么交", "out_of_scope", "refusal", AT_1AM_BEIJING + 60),
+        "evening": turn("北京明天下雨吗", "out_of_scope", "refusal", EVENING_BEFORE),
+    }
+    for sender, events in conversations.items():
+        await store.save(DialogueStateTracker.from_events(sender, events, slots=Domain.from_dict(domain).slots))
+    store.engine.dispose()
+    monkeypatch.setenv("TRACKER_URL", f"sqlite:///{path}")
+    return path
+
+
+async def test_a_question_at_1am_beijing_time_is_dated_beijings_day_on_a_utc_server(utc_server, night_db,
+                                                                                  monkeypatch):
+    monkeypatch.delenv("KEPU_TIMEZONE", raising=False)
+    by_question = {r["question"]: r for r in reports.unanswered()}
+    assert (by_question["社保怎么交"]["first"], by_question["社保怎么交"]["last"]) == ("2026-12-03", "2026-12-03")
+    assert by_question["北京明天下雨吗"]["first"] == "2026-12-02"
+    # since=<Beijing's today> starts at 00:00 Beijing time (16:00 UTC the day before).
+    assert [r["question"] for r in reports.unanswered(since=dt.date(2026, 12, 3))] == ["社保怎么交"]
+    assert reports.unanswered(since=dt.date(2026, 12, 4)) == []
+
+
+async def test_the_time_zone_is_configurable(utc_server, night_db, monkeypatch):
+    monkeypatch.setenv("KEPU_TIMEZONE", "UTC")
+    assert reports.unanswered()[0]["first"] == "2026-12-02"
+    assert reports.unanswered(since=dt.date(2026, 12, 3)) == []
+    monkeypatch.setenv("KEPU_TIMEZONE", "Not/AZone")  # unknown: logged, Beijing time
+    assert reports.unanswered()[0]["first"] == "2026-12-03"
+
+
+async def test_rows_keep_what_users_typed_beside_the_grouped_form(night_db):
+    row = next(r for r in reports.unanswered() if r["question"] == "社保怎么交")
+    assert row["count"] == 2
+    assert row["originals"] == ["<b>社保</b>怎么 交？", "社保怎么交"]

@@ -1,8 +1,11 @@
 """Fixtures for the widget's browser tests: a running bot on a test port and a
 real headless Chromium (Debian's /usr/bin/chromium, never a downloaded browser).
 
-- `web_url`: the bot on KEPU_WEB_TEST_PORT (default 5205, actions on port + 50),
-  started with scripts/serve.sh if it is not already answering, stopped at the end;
+- `web_url`: the bot with the trained model on KEPU_WEB_TEST_PORT (default: a free
+  port; actions on port + 50), started with scripts/serve.sh for the session and
+  stopped at the end -- never a server some other checkout or person started;
+- `front`: the bot's web front without a model (tests/web/front.py) on a free port,
+  with its own databases and a staff account, for the tests that need no answers;
 - `browser`: one Chromium for the session;
 - `page`: a fresh context (empty sessionStorage/localStorage) per test that
   records every request, dialog, page error and console error; at the end of
@@ -24,6 +27,7 @@ import pytest
 
 from bot.staff.live import is_ready
 from tests.project_copy import serve_sh
+from tests.web.front import Front, free_port, start_front, stop_front
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -31,7 +35,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-PORT = int(os.environ.get("KEPU_WEB_TEST_PORT", "5205"))
+PORT = int(os.environ.get("KEPU_WEB_TEST_PORT") or free_port())
 ACTIONS_PORT = int(os.environ.get("KEPU_WEB_TEST_ACTIONS_PORT", str(PORT + 50)))
 BASE_URL = f"http://127.0.0.1:{PORT}"
 SCREENSHOTS = ROOT / "results" / "screenshots"
@@ -43,18 +47,29 @@ def _serve(command: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def web_url() -> Iterator[str]:
-    """The bot's base URL; starts the servers for the session if needed."""
-    started = False
-    if not is_ready(BASE_URL):
-        if not (ROOT / "build" / "current_model").exists():
-            pytest.fail("no trained model (build/current_model): run 'make train' first")
-        result = _serve("start")
-        if result.returncode != 0:
-            pytest.fail(f"could not start the bot on port {PORT}:\n{result.stdout}\n{result.stderr}")
-        started = True
+    """The bot's base URL; its servers are started for the session and stopped at the end."""
+    if not (ROOT / "build" / "current_model").exists():
+        pytest.fail("no trained model (build/current_model): run 'make train' first")
+    result = _serve("start")  # serve.sh first stops this checkout's previous instance on PORT
+    if result.returncode != 0 or not is_ready(BASE_URL):
+        pytest.fail(f"could not start the bot on port {PORT}:\n{result.stdout}\n{result.stderr}")
     yield BASE_URL
-    if started:
-        _serve("stop")
+    _serve("stop")
+
+
+FRONT_STAFF = ("e2e-front", "front-password-" + os.urandom(6).hex())
+
+
+@pytest.fixture(scope="session")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    """The web front without a model, with the staff account FRONT_STAFF (name, password)."""
+    env = {"KEPU_ADMIN_USER": FRONT_STAFF[0], "KEPU_ADMIN_PASSWORD": FRONT_STAFF[1]}
+    try:
+        started = start_front(tmp_path_factory.mktemp("front"), env)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield started
+    stop_front(started)
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,16 @@
     });
   }
 
+  // On a phone the menu is one row that scrolls sideways: show the current page's item.
+  function revealCurrentNav() {
+    var current = document.querySelector(".adm-nav a[aria-current='page']");
+    var row = current && current.closest("ul");
+    if (row && row.scrollWidth > row.clientWidth) {
+      var offset = current.getBoundingClientRect().left - row.getBoundingClientRect().left;
+      row.scrollLeft += offset - (row.clientWidth - current.offsetWidth) / 2;
+    }
+  }
+
   // ---------------------------------------------------------------- retrain
 
   function el(tag, className, text) {
@@ -196,6 +206,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     setupElder();
+    revealCurrentNav();
     setupRetrain();
   });
 })();

@@ -39,7 +39,14 @@
   var ELDER_KEY = "kepu-widget:elder";
   // Only these hosts become clickable links in bot answers.
   var LINK_HOSTS = ["kepuri.cn", "www.kepuri.cn", "www.zwsptq.gov.cn", "mtw.so"];
-  var URL_PATTERN = /(?<![\w@.\-\/])((?:https?:\/\/)?(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?::\d{2,5})?(?:\/[\w\-.~%\/?#=&+:@!$,;*]*)?)/gi;
+  // E-mail addresses, URLs and phone numbers (0955-8812005, 15109558601) in bot answers:
+  // shown unbroken, and on phones e-mails and numbers become mailto: / tel: links.
+  var TOKEN_PATTERN = /(?<email>[\w.%+-]+@(?:[a-z0-9-]+\.)+[a-z]{2,})|(?<url>(?<![\w@.\-\/])(?:https?:\/\/)?(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?::\d{2,5})?(?:\/[\w\-.~%\/?#=&+:@!$,;*]*)?)|(?<phone>(?<![\d-])(?:0\d{2,3}-\d{7,8}|1[3-9]\d{9})(?![\d-]))/gi;
+  // The full-screen, modal layout: phones, and short windows such as a desktop at
+  // 200% zoom (1366x768 -> 683x384 CSS pixels), where a floating panel has no room.
+  var FULL_SCREEN_QUERY = "(max-width: 599.98px), (max-height: 599.98px)";
+  // Where tapping a number should call it: touch screens and phone-sized windows.
+  var PHONE_QUERY = "(pointer: coarse), (max-width: 599.98px)";
 
   var T = {
     launcher: "智能机器人",
@@ -175,32 +182,45 @@
     return el("span", { className: "kepu-sr", text: text });
   }
 
-  /** Append `text` to `parent` as text nodes; allow-listed URLs become links. */
+  /**
+   * Append `text` to `parent` as text nodes. E-mail addresses, URLs and phone
+   * numbers never wrap inside; allow-listed URLs become links, and on phones
+   * e-mails and numbers become mailto: and tel: links.
+   */
   function appendRichText(parent, text) {
     var last = 0;
-    text.replace(URL_PATTERN, function (match, _url, offset) {
-      var candidate = match.replace(/[.,;:!?'*]+$/, "");
-      var tail = match.slice(candidate.length);
-      var link = safeLink(candidate);
-      if (!link) {
-        return match;
-      }
+    text.replace(TOKEN_PATTERN, function () {
+      var match = arguments[0];
+      var offset = arguments[arguments.length - 3];
+      var groups = arguments[arguments.length - 1];
+      var candidate = groups.url ? match.replace(/[.,;:!?'*]+$/, "") : match;
       if (offset > last) {
         parent.appendChild(document.createTextNode(text.slice(last, offset)));
       }
-      var anchor = el("a", { href: link, target: "_blank", rel: "noopener noreferrer", className: "kepu-link" });
-      anchor.textContent = candidate;
-      anchor.appendChild(srOnly(T.newTab));
-      parent.appendChild(anchor);
-      if (tail) {
-        parent.appendChild(document.createTextNode(tail));
-      }
-      last = offset + match.length;
+      parent.appendChild(tokenNode(groups, candidate));
+      last = offset + candidate.length;
       return match;
     });
     if (last < text.length) {
       parent.appendChild(document.createTextNode(text.slice(last)));
     }
+  }
+
+  /** The element for one e-mail address, URL or phone number found in an answer. */
+  function tokenNode(groups, text) {
+    var phone = window.matchMedia(PHONE_QUERY).matches;
+    var link = groups.url ? safeLink(text) : null;
+    if (link) {
+      var anchor = el("a", { href: link, target: "_blank", rel: "noopener noreferrer", className: "kepu-link kepu-nowrap" });
+      anchor.textContent = text;
+      anchor.appendChild(srOnly(T.newTab));
+      return anchor;
+    }
+    if (phone && (groups.email || groups.phone)) {
+      var href = groups.email ? "mailto:" + text : "tel:" + text.replace(/-/g, "");
+      return el("a", { href: href, className: "kepu-link kepu-nowrap", text: text });
+    }
+    return el("span", { className: "kepu-nowrap", text: text });
   }
 
   /** The href for an allow-listed http(s) URL, or null. */
@@ -272,8 +292,16 @@
   var container = el("div", { className: "kepu-root", hidden: true });
   root.appendChild(stylesheet);
   root.appendChild(container);
-  stylesheet.addEventListener("load", function () { container.hidden = false; });
-  stylesheet.addEventListener("error", function () { container.hidden = false; });
+  // The widget shows once its stylesheet is there; a panel restored open is laid
+  // out only then, so it is scrolled to the conversation's end only then.
+  function reveal() {
+    container.hidden = false;
+    if (!panel.hidden) {
+      scrollToEnd();
+    }
+  }
+  stylesheet.addEventListener("load", reveal);
+  stylesheet.addEventListener("error", reveal);
 
   var launcher = el("button", {
     type: "button", className: "kepu-launcher", "aria-label": T.launcherLabel,
@@ -311,7 +339,7 @@
   ]);
 
   var panel = el("div", {
-    id: "kepu-panel", className: "kepu-panel", role: "dialog", "aria-modal": "true",
+    id: "kepu-panel", className: "kepu-panel", role: "dialog", "aria-modal": "false",
     "aria-labelledby": "kepu-title", hidden: true
   }, [header, log, form, el("p", { className: "kepu-disclaimer", text: T.disclaimer })]);
 
@@ -330,8 +358,22 @@
 
   var rendered = {}; // message id -> element
 
+  /**
+   * Scroll to the end of the conversation, but never past the first line of the
+   * newest message: a long one (the greeting with its hot questions, a long
+   * answer) is read from its start.
+   */
   function scrollToEnd() {
     log.scrollTop = log.scrollHeight;
+    var newest = log.lastElementChild;
+    if (!newest) {
+      return;
+    }
+    var padding = parseFloat(window.getComputedStyle(log).paddingTop) || 0;
+    var hidden = log.getBoundingClientRect().top + padding - newest.getBoundingClientRect().top;
+    if (hidden > 0) {
+      log.scrollTop -= hidden;
+    }
   }
 
   function renderButtons(msg) {
@@ -428,32 +470,50 @@
     return node;
   }
 
-  /** Show a new message, or update a shown one in place (so screen readers do not repeat it). */
-  function show(msg) {
+  /** Update a shown message in place (so screen readers do not repeat it). */
+  function update(node, msg) {
+    if (msg.role === "user") {
+      decorateUser(node, msg);
+    } else if (msg.buttons && msg.buttons.length && !node.querySelector(".kepu-buttons")) {
+      node.querySelector(".kepu-body").insertBefore(renderButtons(msg), node.querySelector(".kepu-feedback"));
+    }
+  }
+
+  /**
+   * Show a new message, or update a shown one. A new message goes before the
+   * shown message `next` (a retried question's answer lands under it), else at
+   * the end, above the typing indicator.
+   */
+  function show(msg, next) {
     var previous = rendered[msg.id];
     if (previous && previous.parentNode === log) {
-      if (msg.role === "user") {
-        decorateUser(previous, msg);
-      } else if (msg.buttons && msg.buttons.length && !previous.querySelector(".kepu-buttons")) {
-        previous.querySelector(".kepu-body").insertBefore(renderButtons(msg), previous.querySelector(".kepu-feedback"));
-      }
+      update(previous, msg);
       scrollToEnd();
       return;
     }
     var node = renderMessage(msg);
+    rendered[msg.id] = node;
+    var before = next && rendered[next.id];
+    if (before && before.parentNode === log) {
+      log.insertBefore(node, before);
+      node.scrollIntoView({ block: "nearest" });
+      return;
+    }
     if (typing.parentNode === log) {
       log.insertBefore(node, typing);
     } else {
       log.appendChild(node);
     }
-    rendered[msg.id] = node;
     scrollToEnd();
   }
 
   function renderAll() {
     log.textContent = "";
     rendered = {};
-    state.messages.forEach(show);
+    state.messages.forEach(function (msg) { show(msg); });
+    if (pending) {
+      setTyping(true);
+    }
   }
 
   function setTyping(on) {
@@ -465,11 +525,13 @@
     scrollToEnd();
   }
 
-  function addMessage(msg) {
+  /** Add a message at `index` of the conversation (default: the end), save and show it. */
+  function addMessage(msg, index) {
     msg.id = msg.id || newId();
-    state.messages.push(msg);
+    var at = typeof index === "number" && index >= 0 && index < state.messages.length ? index : state.messages.length;
+    state.messages.splice(at, 0, msg);
     saveState();
-    show(msg);
+    show(msg, state.messages[at + 1]);
     return msg;
   }
 
@@ -478,6 +540,38 @@
   var queue = Promise.resolve();
   var pending = 0;
   var generation = 0; // bumped by 新对话: late answers of the old conversation are dropped
+
+  /** The bot messages of a REST reply that have text or buttons, as {text, buttons}. */
+  function parseReplies(replies) {
+    var out = [];
+    replies.forEach(function (reply) {
+      if (!reply || typeof reply !== "object") {
+        return;
+      }
+      var text = typeof reply.text === "string" ? reply.text : "";
+      var buttons = Array.isArray(reply.buttons) ? reply.buttons.filter(function (b) {
+        return b && typeof b.title === "string" && typeof b.payload === "string";
+      }).map(function (b) {
+        return { title: b.title, payload: b.payload };
+      }) : [];
+      if (text || buttons.length) {
+        out.push({ text: text, buttons: buttons });
+      }
+    });
+    return out;
+  }
+
+  /** Show the answers to `question` right under it (a retried question may be far up). */
+  function showReplies(question, items) {
+    var at = state.messages.indexOf(question) + 1;
+    if (!items.length) {
+      addMessage({ role: "bot", kind: "notice", text: T.emptyReply }, at);
+      return;
+    }
+    items.forEach(function (item, i) {
+      addMessage({ role: "bot", kind: "answer", text: item.text, buttons: item.buttons, question: question.text }, at + i);
+    });
+  }
 
   function deliver(msg) {
     var mine = generation;
@@ -495,26 +589,7 @@
       msg.status = "sent";
       saveState();
       show(msg);
-      var shown = 0;
-      replies.forEach(function (reply) {
-        if (!reply || typeof reply !== "object") {
-          return;
-        }
-        var text = typeof reply.text === "string" ? reply.text : "";
-        var buttons = Array.isArray(reply.buttons) ? reply.buttons.filter(function (b) {
-          return b && typeof b.title === "string" && typeof b.payload === "string";
-        }).map(function (b) {
-          return { title: b.title, payload: b.payload };
-        }) : [];
-        if (!text && !buttons.length) {
-          return;
-        }
-        shown += 1;
-        addMessage({ role: "bot", kind: "answer", text: text, buttons: buttons, question: msg.text });
-      });
-      if (!shown) {
-        addMessage({ role: "bot", kind: "notice", text: T.emptyReply });
-      }
+      showReplies(msg, parseReplies(replies));
     }).catch(function () {
       if (mine !== generation) {
         return;
@@ -648,8 +723,14 @@
     });
   }
 
-  function isNarrow() {
-    return window.matchMedia("(max-width: 599.98px)").matches;
+  function isFullScreen() {
+    return window.matchMedia(FULL_SCREEN_QUERY).matches;
+  }
+
+  // Full screen, the panel covers the page and is a modal dialog; floating on a
+  // desktop it is not (the page stays usable beside it).
+  function updateModality() {
+    panel.setAttribute("aria-modal", String(isFullScreen()));
   }
 
   function open(focus) {
@@ -664,10 +745,11 @@
     if (!state.messages.length) {
       greet();
     }
+    updateModality();
     fitViewport();
     scrollToEnd();
     if (focus !== false) {
-      (isNarrow() ? title : input).focus();
+      (isFullScreen() ? title : input).focus();
     }
   }
 
@@ -718,10 +800,12 @@
     }
   });
 
-  // Keep focus inside the open dialog (focus trap), whatever moves it out.
+  // Full screen (modal): keep focus inside the open dialog, whatever moves it out.
+  // Floating on a desktop (non-modal): focus the user moves to the page, such as
+  // the portal's search box, stays on the page; Tab still cycles inside the panel.
   document.addEventListener("focusin", function (event) {
-    if (!panel.hidden && event.target !== host) {
-      (isNarrow() ? title : input).focus();
+    if (!panel.hidden && event.target !== host && isFullScreen()) {
+      title.focus();
     }
   });
 
@@ -745,7 +829,7 @@
   // size the full-screen panel to the visual viewport so the input stays visible.
   function fitViewport() {
     var vv = window.visualViewport;
-    if (!vv || !isNarrow()) {
+    if (!vv || !isFullScreen()) {
       panel.style.removeProperty("--kepu-vv-height");
       panel.style.removeProperty("--kepu-vv-top");
       return;
@@ -758,7 +842,9 @@
     window.visualViewport.addEventListener("resize", function () { fitViewport(); scrollToEnd(); });
     window.visualViewport.addEventListener("scroll", fitViewport);
   }
-  window.addEventListener("resize", fitViewport);
+  window.addEventListener("resize", function () { updateModality(); fitViewport(); });
+  // tel: and mailto: links are for phones: render the answers again when that changes.
+  window.matchMedia(PHONE_QUERY).addEventListener("change", renderAll);
 
   // ---------------------------------------------------------------- start
 
