@@ -24,6 +24,8 @@ NO_EVIDENCE_CONFIDENCE = 0.5
 # Below these the classifier is "unsure" and a question word that disagrees wins.
 UNSURE = 0.8
 UNSURE_OUT_OF_SCOPE = 0.6
+# Above this the classifier is sure a question is about something else, named things or not.
+SURE_OUT_OF_SCOPE = 0.9
 SHORT_FOLLOW_UP = 8
 # Question types about the same subject: a short follow-up stays on its subject.
 TOPIC_GROUPS = [
@@ -72,8 +74,8 @@ def _from_fallback(frame: Frame) -> str | None:
         for name, confidence in candidates:
             if confidence >= floor and types & set(RELEVANT.get(name, ())):
                 return name
-    topical = frame.topical
-    return FOLLOW_UP_DEFAULT[topical[0]] if topical else None
+    kinds = frame.topical or [t for t in ("event", "platform") if t in frame.entities]
+    return FOLLOW_UP_DEFAULT[kinds[0]] if kinds else None  # "网站地址": what the named thing implies
 
 
 def _follow_up(frame: Frame) -> str | None:
@@ -132,7 +134,19 @@ def _fits_context(frame: Frame, intent: str) -> str:
     for name, confidence in frame.turn.ranking[:4]:
         if name in HANDLERS and confidence >= 0.05 and remembered_types & set(RELEVANT.get(name, ())):
             return name
+    # "主要普及啥" after a joint action: a short question naming nothing, and no word of the guessed
+    # type's own, asks about the remembered thing.
+    short = len(re.sub(r"[\W_]+", "", frame.text)) <= SHORT_FOLLOW_UP
+    own = keyword_intent(frame) == intent or any(lexicon().cue(n).target == intent for n in frame.cues)
+    kinds = [t for t in TOPICAL if t in remembered_types]
+    if short and not own and kinds and "content" in frame.cues + _content_like(frame):
+        return FOLLOW_UP_DEFAULT[kinds[0]]
     return intent
+
+
+def _content_like(frame: Frame) -> list[str]:
+    """"普及啥" / "讲啥": asks what something is about."""
+    return ["content"] if re.search(r"(啥|什么)$|讲|普及|内容", re.sub(r"[\W_]+", "", frame.text)) else []
 
 
 def _polite_question(frame: Frame, intent: str) -> str:
@@ -162,6 +176,8 @@ def _named_thing(frame: Frame, intent: str) -> str:
     """A named thing outranks a question type that is not about it ("疫情防控那条说了啥")."""
     topical = frame.topical
     anchoring_cue = any(lexicon().cue(n).anchors for n in frame.cues)
+    if intent == "out_of_scope" and frame.confidence >= SURE_OUT_OF_SCOPE and frame.intent == intent:
+        return intent  # "怎么申请高新技术企业认定": sure it is another service, whatever word it shares
     if intent == "out_of_scope" and (frame.entities or anchoring_cue) and (not frame.foreign or frame.strong_thing):
         # Read as out of scope, yet it names the notice's things and nothing foreign to it:
         # the question word, or else the named thing, says what it asks.
@@ -170,6 +186,8 @@ def _named_thing(frame: Frame, intent: str) -> str:
             return cued[0]
         kinds = topical or [t for t in ("event", "platform") if t in frame.entities]
         return FOLLOW_UP_DEFAULT[kinds[0]] if kinds else intent
+    if intent == "ask_issue_date" and "event" in frame.entities and "issue_date" not in frame.cues:
+        return "ask_time"  # "科普日活动是几号开始几号结束的": the event's dates, not the notice's
     events = [e for e in frame.entities.get("event", []) if e != "kepu_day"]
     if not topical and events and intent in ("ask_main_content", "ask_main_activities"):
         return "ask_event_content"  # "主场活动主要安排了哪些内容" is about the main event's content

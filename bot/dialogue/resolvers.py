@@ -45,7 +45,9 @@ OVERVIEWS = {"joint.overview", "content.overview", "requirement.overview", "main
 WEAK_THINGS = {"unit", "platform", "contact"}
 WEAK_ALIAS = 2
 # A role question's best retrieval hit this far ahead of the next is what the notice asks of that role.
-ROLE_MARGIN = 1.3  # an alias this short is a weak anchor whatever it names ("农技", "邮箱")
+ROLE_MARGIN = 1.3
+# "在通知里" / "这份通知": the question is about what the notice says, whatever year the asker is in.
+NOTICE_CONTENT = re.compile(r"通知(里|中|上|里面|当中)|(这个|这份|那份|那个)通知|按通知|根据通知")  # an alias this short is a weak anchor whatever it names ("农技", "邮箱")
 
 
 def gazetteer_matches(frame: Frame) -> list:
@@ -59,7 +61,11 @@ def strongly_anchored(frame: Frame) -> bool:
     """A topic word of the notice or a notice-specific question word ("截止", "文号") in the question."""
     lex = lexicon()
     lowered = frame.text.lower()
-    anchors = [a for a in lex.anchors if a not in lex.weak_anchors] if frame.foreign else lex.anchors
+    asked = [m.group(0) for n in frame.cues for m in lex.cue(n).pattern.finditer(lowered)]
+    # A shared topic word anchors a question with foreign words only when it is what is asked for
+    # ("电话老是占线，联系电话是多少"), not an errand elsewhere ("医师执业证书变更注册怎么弄").
+    anchors = [a for a in lex.anchors if a not in lex.weak_anchors or any(a in q for q in asked)] \
+        if frame.foreign else lex.anchors
     if any(a in lowered for a in anchors) or any(_anchoring_cue(frame, n) for n in frame.cues):
         return True
     whole = frame.full_text or frame.text  # "我家孩子是小学生，能参加什么": who asks, and may they take part
@@ -273,6 +279,8 @@ def other_year(frame: Frame) -> Reply | None:
     years = frame.years - {lex.notice_year}
     if not years or lex.notice_year in frame.years or frame.intent in SMALLTALK:
         return None
+    if NOTICE_CONTENT.search(frame.full_text or frame.text):
+        return None  # "今年想在村里搞科普，这个在通知里属于哪个行动": a question about the notice's content
     if frame.foreign and "科普" not in frame.text:
         return None  # "今年公务员考试什么时候报名" is about something else
     if not (strongly_anchored(frame) or frame.anchored or frame.context.get("entities")):
@@ -411,6 +419,12 @@ def _nth(frame: Frame, kind: str, number: int) -> Reply | None:
     return reply
 
 
+def _led_actions(frame: Frame) -> list[str]:
+    """The joint actions led by the units the question names."""
+    units = set(frame.entities.get("unit", []))
+    return [f.id.split(".", 1)[1] for f in joint_action_facts(frame.kb) if f.data.get("lead") in units]
+
+
 def role_duties(frame: Frame) -> Reply | None:
     """"我们是科普基地，这次要做些什么" / "一般群众可以去看吗": what the notice asks of who asks."""
     lex = lexicon()
@@ -420,6 +434,9 @@ def role_duties(frame: Frame) -> Reply | None:
         return None
     if "joint_action" in frame.entities:
         return answer(frame.kb, "ask_joint_actions", frame.entities, frame.context, frame.today)
+    led = _led_actions(frame)
+    if led:  # "我们是水务局的，通知里分给我们啥任务": the actions that unit leads, in full
+        return answer(frame.kb, "ask_joint_actions", {"joint_action": led}, frame.context, frame.today)
     role = next((r for r in lex.roles if r.pattern.search(frame.full_text or frame.text)), None)
     if role is None:
         return None
@@ -459,7 +476,8 @@ def notice_values(frame: Frame) -> list[str]:
 
 def value_lookup(frame: Frame) -> Reply | None:
     """Reverse look-up: a phone number, e-mail, address or contact's name given, what it belongs to."""
-    values = [v.rstrip(".") for v in _VALUE.findall(frame.text.lower())] if frame.typed else []
+    values = [v.rstrip(".") for v in _VALUE.findall(frame.text.lower())] + _DOC_NUMBER.findall(frame.text) \
+        if frame.typed else []
     if frame.typed and "contact" not in frame.cues and not frame.details and not frame.foreign:
         # "孙浩是哪个单位的"; not "孙浩的电话", "王晶晶是什么职务" or "歌手王晶晶唱过什么歌"
         values += [n for n in _names(frame) if n and n in frame.text]
@@ -554,7 +572,10 @@ def refused(frame: Frame) -> Reply | None:
     """Read as out of scope: refuse, unless retrieval finds the notice item it is about."""
     if _reading(frame) != "out_of_scope":
         return None
-    if frame.anchored and not frame.foreign:
+    from bot.dialogue.reading import SURE_OUT_OF_SCOPE
+
+    sure = frame.intent == "out_of_scope" and frame.confidence >= SURE_OUT_OF_SCOPE
+    if frame.anchored and not frame.foreign and not sure:
         hit = _trusted(_search(frame, "fact:"), coverage=0.6)
         if hit:
             return facts_reply(frame.kb, [hit.id], frame.today, {"intent": "ask_event_content", "entities": {}})
@@ -666,6 +687,9 @@ def _detail_instead(frame: Frame, intent: str, reply: Reply) -> Reply | None:
     thing = thing_of(hit.id) if hit else None
     if not hit or not thing or hit.id in reply.facts or hit.id in OVERVIEWS:
         return None  # only an item of the notice (an action, a content, a deadline ...) is more specific
+    named = {(t, v) for t, values in frame.entities.items() if t not in WEAK_THINGS for v in values}
+    if named and thing not in named:
+        return None  # "科普日期间是几号到几号" names the 科普日: another item's words are no detail of it
     index = index_for(frame.kb, frozenset(w for w in lexicon().generic_words if len(w) >= 2))
     if not index.distinct(frame.text, hit.doc, [f"fact:{f}" for f in reply.facts]):
         return None  # nothing the question says is particular to that item ("地点")

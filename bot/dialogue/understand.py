@@ -90,11 +90,21 @@ def cue_words(lex: Lexicon) -> frozenset[str]:
 
 def _cue_words(lex: Lexicon) -> frozenset[str]:
     words: set[str] = set()
-    for pattern in [c.pattern for c in lex.cues] + [lex.status]:
+    for pattern in [c.pattern for c in lex.cues] + [lex.status, lex.role_question]:
         for alt in re.split(r"[|()]", pattern.pattern):
             if _LITERAL.match(alt):
                 words.add(alt)
     return frozenset(words)
+
+
+# A word jieba's dictionary counts at least this often is a word in its own right.
+COMMON_WORD = 2000
+
+
+def _common_word(word: str) -> bool:
+    import jieba
+
+    return jieba.dt.FREQ.get(word, 0) >= COMMON_WORD
 
 
 class Speller:
@@ -114,8 +124,8 @@ class Speller:
     def _candidate(self, window: str) -> str | None:
         if window in self._words:
             return window
-        if any(c in PROTECTED for c in window):
-            return None
+        if any(c in PROTECTED for c in window) or _common_word(window):
+            return None  # "那个" is a word of its own, not a typo of "哪个"
         same = self._by_sound.get(_key(window))
         if same and len(window) >= 3:
             return same
@@ -262,6 +272,8 @@ def question_focus(text: str, lex: Lexicon) -> str:
     match = lex.question_markers.search(text) if len(text) > LONG_MESSAGE else None
     if not match or len(text) - match.end() < 4:
         return text
+    if lex.cues_in(text[:match.start()]):
+        return text  # "……邮箱地址是多少……顺便问一下传真号码": a question before the marker too
     return text[match.end():]
 
 

@@ -25,9 +25,11 @@ from pathlib import Path
 
 import yaml
 
-# Intents whose examples get variants. Small talk and bare follow-ups ("那电话呢")
-# stay as written: a preamble would change what they are.
-SKIP_INTENTS = frozenset({"greet", "goodbye", "thank", "affirm", "deny", "follow_up", "nlu_fallback"})
+# Small talk and bare follow-ups ("那电话呢") get only the phone-style variant (a particle,
+# no punctuation): a preamble or a typo would change what they are.
+PHONE_ONLY = frozenset({"greet", "goodbye", "thank", "affirm", "deny", "follow_up", "bot_identity",
+                        "bot_capabilities", "request_human"})
+SKIP_INTENTS = frozenset({"nlu_fallback"})
 KINDS = ("phone", "padded", "homophone", "runon")
 # Shorter examples ("你是谁", "在吗") get no variant: one changed character makes them another question.
 MIN_CHARS = 5
@@ -205,11 +207,12 @@ def example_variants(
     for intent, text in examples:
         if intent in SKIP_INTENTS or intent.startswith("faq"):
             continue
-        if len(bare(text)) < MIN_CHARS:
+        phone_only = intent in PHONE_ONLY
+        if len(bare(text)) < (2 if phone_only else MIN_CHARS):
             continue
         n = turn.get(intent, 0)
         turn[intent] = n + 1
-        kind = KINDS[n % len(KINDS)]
+        kind = "phone" if phone_only else KINDS[n % len(KINDS)]
         if kind == "homophone" and intent == "out_of_scope":
             kind = "phone"  # a mistyped other question stays noise next to the notice's words
         made = variant(text, kind, words, generic)
