@@ -24,8 +24,6 @@ NO_EVIDENCE_CONFIDENCE = 0.5
 # Below these the classifier is "unsure" and a question word that disagrees wins.
 UNSURE = 0.8
 UNSURE_OUT_OF_SCOPE = 0.6
-# Above this the classifier is sure a question is about something else, named things or not.
-SURE_OUT_OF_SCOPE = 0.9
 SHORT_FOLLOW_UP = 8
 # Question types about the same subject: a short follow-up stays on its subject.
 TOPIC_GROUPS = [
@@ -176,8 +174,6 @@ def _named_thing(frame: Frame, intent: str) -> str:
     """A named thing outranks a question type that is not about it ("疫情防控那条说了啥")."""
     topical = frame.topical
     anchoring_cue = any(lexicon().cue(n).anchors for n in frame.cues)
-    if intent == "out_of_scope" and frame.confidence >= SURE_OUT_OF_SCOPE and frame.intent == intent:
-        return intent  # "怎么申请高新技术企业认定": sure it is another service, whatever word it shares
     if intent == "out_of_scope" and (frame.entities or anchoring_cue) and (not frame.foreign or frame.strong_thing):
         # Read as out of scope, yet it names the notice's things and nothing foreign to it:
         # the question word, or else the named thing, says what it asks.

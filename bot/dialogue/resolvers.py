@@ -501,7 +501,7 @@ def dated(frame: Frame) -> Reply | None:
     lex = lexicon()
     matches = list(lex.date_mention.finditer(frame.text)) if frame.typed else []
     match = matches[0] if matches else None
-    if not match or frame.entities or _reading(frame) not in (None, "lost", "follow_up", "nlu_fallback",
+    if not match or frame.entities or _reading(frame) not in (None, "lost", "follow_up", "nlu_fallback", "out_of_scope",
                                                             "ask_deadline", "ask_time", "ask_event_content",
                                                             "ask_issue_date", "ask_main_activities"):
         return None
@@ -572,10 +572,7 @@ def refused(frame: Frame) -> Reply | None:
     """Read as out of scope: refuse, unless retrieval finds the notice item it is about."""
     if _reading(frame) != "out_of_scope":
         return None
-    from bot.dialogue.reading import SURE_OUT_OF_SCOPE
-
-    sure = frame.intent == "out_of_scope" and frame.confidence >= SURE_OUT_OF_SCOPE
-    if frame.anchored and not frame.foreign and not sure:
+    if frame.anchored and not frame.foreign:
         hit = _trusted(_search(frame, "fact:"), coverage=0.6)
         if hit:
             return facts_reply(frame.kb, [hit.id], frame.today, {"intent": "ask_event_content", "entities": {}})

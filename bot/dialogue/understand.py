@@ -90,7 +90,7 @@ def cue_words(lex: Lexicon) -> frozenset[str]:
 
 def _cue_words(lex: Lexicon) -> frozenset[str]:
     words: set[str] = set()
-    for pattern in [c.pattern for c in lex.cues] + [lex.status, lex.role_question]:
+    for pattern in [c.pattern for c in lex.cues] + [lex.status, lex.role_question] + [r.pattern for r in lex.roles]:
         for alt in re.split(r"[|()]", pattern.pattern):
             if _LITERAL.match(alt):
                 words.add(alt)
@@ -329,7 +329,23 @@ def foreign_words(text: str, known: frozenset[str], lex: Lexicon) -> list[str]:
     return [p.word for p in jieba.posseg.cut(text)
             if len(p.word) >= 2 and p.flag in CONTENT_POS and _CJK_RUN.fullmatch(p.word)
             and (len(p.word) >= 3 or jieba.dt.FREQ.get(p.word, 0) > 0)
-            and p.word not in known and p.word not in lex.generic_words]
+            and p.word not in known and p.word not in lex.generic_words
+            and not _known_compound(p.word, known | lex.generic_words)]
+
+
+def _known_compound(word: str, known: frozenset[str]) -> bool:
+    """"知识讲座", "要从严": a longer word jieba glued together from known words (and at most one
+    single character)."""
+    if len(word) < 3:
+        return False
+    # best[i]: fewest single characters needed to spell word[:i] from known words of 2+ characters.
+    best = [0] + [len(word) + 1] * len(word)
+    for end in range(1, len(word) + 1):
+        best[end] = best[end - 1] + 1
+        for start in range(end - 1):
+            if end - start < len(word) and word[start:end] in known:
+                best[end] = min(best[end], best[start])
+    return best[-1] <= 1
 
 
 def _in_scope_examples() -> tuple[str, ...]:

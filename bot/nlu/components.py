@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -34,6 +35,7 @@ from bot.text import normalize
 logger = logging.getLogger(__name__)
 
 LOOKUP_PREFIX = "kb:"
+_WORDLIKE = re.compile(r"[^\W_]|[\U0001F300-\U0001FAFF\u2600-\u27BF]")  # a letter, digit or emoji
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
@@ -95,14 +97,19 @@ class PinyinCountVectorsFeaturizer(CountVectorsFeaturizer):
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=True)
 class CleanJiebaTokenizer(JiebaTokenizer):
-    """JiebaTokenizer that drops the whitespace tokens jieba keeps."""
+    """JiebaTokenizer that drops the whitespace tokens jieba keeps, and in the message text the
+    punctuation tokens too: "联系电话是多少？" and a phone's "联系电话是多少" are one question (a rare
+    "？" feature once tipped a trained model to out-of-scope)."""
 
     def tokenize(self, message: Message, attribute: str) -> list[Token]:
-        """Tokens of the attribute, without pure-whitespace ones."""
+        """Tokens of the attribute, without pure-whitespace (and, in the text, punctuation) ones."""
         import jieba
 
         text = message.get(attribute)
         tokens = [Token(word, start) for (word, start, _end) in jieba.tokenize(text) if word.strip()]
+        if attribute == TEXT:
+            words = [t for t in tokens if _WORDLIKE.search(t.text)]
+            tokens = words or tokens[:1]  # a message of punctuation alone keeps one token
         return self._apply_token_pattern(tokens)
 
 

@@ -3,30 +3,31 @@ trained model (scripts/serve.sh), stopped at the end."""
 
 from __future__ import annotations
 
-import os
+import socket
 from pathlib import Path
 
 import pytest
 
-from bot.staff.live import is_ready
 from tests.project_copy import serve_sh
 
 ROOT = Path(__file__).resolve().parents[2]
-# KEPU_TEST_PORT runs the suite on another port (actions on port + 50), e.g. beside a dev server.
-PORT = int(os.environ.get("KEPU_TEST_PORT", "5005"))
-URL = f"http://127.0.0.1:{PORT}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def live_url() -> str:
+    """The checkout's bot, started for this session on free ports (never a server already running:
+    that one may serve another checkout's model)."""
     if not (ROOT / "build" / "current_model").exists():
         pytest.fail("no trained model: run 'make train' first")
-    started = False
-    if not is_ready(URL):
-        result = serve_sh(ROOT, "start", PORT)
-        if result.returncode != 0:
-            pytest.fail(f"could not start the bot on port {PORT}:\n{result.stdout}\n{result.stderr}")
-        started = True
-    yield URL
-    if started:
-        serve_sh(ROOT, "stop", PORT)
+    port, actions = _free_port(), _free_port()
+    result = serve_sh(ROOT, "start", port, actions)
+    if result.returncode != 0:
+        pytest.fail(f"could not start the bot on port {port}:\n{result.stdout}\n{result.stderr}")
+    yield f"http://127.0.0.1:{port}"
+    serve_sh(ROOT, "stop", port, actions)

@@ -97,8 +97,14 @@ def test_a_shared_topic_word_asked_for_still_grounds(ask):
     assert reply.kind == "answer" and "0955-8812005" in reply.text
 
 
-def test_a_sure_out_of_scope_reading_beats_a_generic_alias(ask):
-    assert ask("怎么申请高新技术企业认定", "out_of_scope", 0.99).kind == "refusal"
+def test_a_compound_of_known_words_is_not_foreign(ask):
+    reply = ask("防疫知识讲座有吗", "ask_joint_actions", 0.4)
+    assert reply.kind == "answer" and "卫生健康" in reply.text
+
+
+def test_a_date_of_the_notice_overrides_an_out_of_scope_reading(ask):
+    reply = ask("9月14日到15日有什么安排", "out_of_scope", 0.4)
+    assert reply.kind == "answer" and "代表大会" in reply.text
 
 
 # -- readings ------------------------------------------------------------------------

@@ -1,0 +1,95 @@
+"""The prompt lock stores: Rasa's ticket lock, a queued message waits about the poll, not a second."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+
+import pytest
+from rasa.core.lock_store import LockStore
+from rasa.utils.endpoints import EndpointConfig
+
+from bot.locks import PromptInMemoryLockStore, PromptRedisLockStore
+
+
+def _store(**kwargs) -> LockStore:
+    return LockStore.create(EndpointConfig(type="bot.locks.PromptInMemoryLockStore", **kwargs))
+
+
+def test_endpoints_config_builds_the_prompt_store():
+    store = _store(poll_seconds=0.05)
+    assert isinstance(store, PromptInMemoryLockStore) and store.poll_seconds == 0.05
+    assert _store(poll_seconds="nonsense").poll_seconds == 0.02
+
+
+def test_a_queued_message_waits_for_the_first_not_for_a_second():
+    store = _store(poll_seconds=0.02)
+    done: list[float] = []
+
+    async def handle(hold: float) -> None:
+        async with store.lock("sender-1"):
+            await asyncio.sleep(hold)
+            done.append(time.perf_counter())
+
+    async def main() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(handle(0.1), handle(0.01), handle(0.01))
+        return start
+
+    start = asyncio.run(main())
+    assert len(done) == 3
+    gaps = [b - a for a, b in zip([start, *done], done, strict=False)][1:]
+    assert all(gap < 0.1 for gap in gaps), gaps  # Rasa's own store waits about 1 s per queued message
+
+
+@pytest.fixture()
+def redis_port(tmp_path):
+    """A redis-server of this test's own, on a free port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_replicas_share_the_redis_lock_and_queue_promptly(redis_port):
+    config = EndpointConfig(type="bot.locks.PromptRedisLockStore", url="127.0.0.1", port=redis_port, db=0,
+                            poll_seconds=0.02)
+    first, second = LockStore.create(config), LockStore.create(config)  # two replicas
+    assert isinstance(first, PromptRedisLockStore)
+    done: list[float] = []
+
+    async def handle(store, hold: float) -> None:
+        async with store.lock("sender-2"):
+            await asyncio.sleep(hold)
+            done.append(time.perf_counter())
+
+    async def main() -> None:
+        await asyncio.gather(handle(first, 0.1), handle(second, 0.01))
+
+    asyncio.run(main())
+    assert len(done) == 2 and 0 < done[1] - done[0] < 0.1, done
+
+
+def test_the_projects_endpoints_use_the_prompt_store():
+    from pathlib import Path
+
+    from rasa.utils.endpoints import read_endpoint_config
+
+    root = Path(__file__).resolve().parents[2]
+    config = read_endpoint_config(str(root / "endpoints.yml"), "lock_store")
+    assert isinstance(LockStore.create(config), PromptInMemoryLockStore)
+    replicas = (root / "endpoints.replicas.yml").read_text(encoding="utf-8")
+    assert "type: bot.locks.PromptRedisLockStore" in replicas
