@@ -3,6 +3,7 @@
 - `SanicServer`: an app served inside the test's own event loop (async tests);
 - `ThreadedServer`: the same in a background thread with its own loop, for synchronous tests
   (hypothesis drives plain functions);
+- `RedisServer`: a `redis-server` process of the test's own on a free port, without persistence;
 - `project_app()`: the bot's whole HTTP surface as `rasa run --cors "*"` mounts it -- the REST and
   WeChat channels (Rasa's `register`), Rasa's CORS set-up, and bot.server.add_project_routes
   (request guards, /status, widget, admin) -- with a stand-in agent instead of a trained model.
@@ -13,12 +14,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import subprocess
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, register
 from sanic import Sanic
+
+from tests.ports import free_port
 
 _names = itertools.count()
 
@@ -103,6 +109,62 @@ class ThreadedServer:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
             self.loop.close()
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+class RedisServer:
+    """`redis-server` on a free port of 127.0.0.1 with its working directory in `folder`: no RDB
+    snapshots, no append-only file, so nothing outlives the test session."""
+
+    def __init__(self, folder: Path, binary: str = REDIS_SERVER) -> None:
+        self.folder = folder
+        self.binary = binary
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 20.0) -> RedisServer:
+        """Start the server and wait until it answers PING; RuntimeError when it does not."""
+        if not Path(self.binary).exists():
+            raise RuntimeError(f"{self.binary} is missing: run 'make test-deps' (apt-get install redis-server)")
+        self.port = free_port()
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(self.folder)]
+        with open(self.folder / "redis.log", "wb") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(command, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not self.answers_ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("redis-server did not start:\n"
+                                   + (self.folder / "redis.log").read_text(errors="replace")[-2000:])
+            time.sleep(0.05)
+        return self
+
+    def answers_ping(self) -> bool:
+        """Whether the server answers PING with PONG (RESP inline command, no client library)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the server this object started (SIGTERM, then SIGKILL)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Harness for the WeChat channel tests: the channel in a real Sanic server,
-a fake Rasa agent, a fake WeChat API server and a client that signs and
-encrypts requests with wechatpy the way WeChat does."""
+a fake Rasa agent, a fake WeChat API server, a client that signs and
+encrypts requests with wechatpy the way WeChat does, and a redis-server of
+the session's own for the shared nonce store."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import dataclasses
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,7 +23,7 @@ from wechatpy.utils import WeChatSigner
 
 from bot.channels.wechat import WeChatInput, WeChatSettings
 from bot.dialogue import hot_buttons
-from tests.servers import SanicServer, new_app
+from tests.servers import RedisServer, SanicServer, new_app
 
 TOKEN = "test-token-4f2a"
 APP_ID = "wx1234567890abcdef"
@@ -226,6 +227,18 @@ class WeChatHarness:
                 reply.body, envelope["MsgSignature"], envelope["TimeStamp"], envelope["Nonce"])
             reply.xml = xmltodict.parse(decrypted)["xml"]
         return reply
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server started for this session on a free port (data in a temporary folder), stopped at
+    the end: the tests never touch a Redis they did not start."""
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
 
 
 @pytest.fixture()

@@ -1,8 +1,9 @@
 """Replay protection, encrypted-only mode, menu clicks and headers of the WeChat channel.
 
 Requests are signed and encrypted with wechatpy's client side (tests/channels/conftest.py) and
-sent over HTTP to the channel in a real Sanic server. The Redis tests use the Redis server on
-127.0.0.1:6379 under a key prefix of their own, removed afterwards.
+sent over HTTP to the channel in a real Sanic server. The Redis tests use a redis-server the
+session started on a free port (`redis_server`, tests/channels/conftest.py), each test under a key
+prefix of its own, removed afterwards.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import yaml
 from bot.channels.wechat import ENCRYPTED_ONLY, MENU_UNKNOWN, STALE, WeChatInput, settings_from
 from bot.channels.wechat_replay import MemoryNonceStore, RedisNonceStore, fresh
 from tests.channels.conftest import OPENID, WeChatHarness, text_xml, wx_xml
+from tests.ports import free_port
+from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def params_at(wx: WeChatHarness, offset: float, **extra: str) -> dict[str, str]:
@@ -118,11 +120,11 @@ async def test_memory_store_forgets_after_the_ttl() -> None:
 
 
 @pytest.fixture()
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own; every key under it is deleted afterwards."""
+async def redis_prefix(redis_server: RedisServer) -> AsyncIterator[str]:
+    """A key prefix of this test's own in the session's redis-server; its keys are deleted afterwards."""
     prefix = f"kepu-test:{uuid.uuid4().hex}:"
     yield prefix
-    client = redis_asyncio.Redis.from_url(REDIS_URL)
+    client = redis_asyncio.Redis.from_url(redis_server.url)
     try:
         keys = [key async for key in client.scan_iter(match=prefix + "*")]
         if keys:
@@ -131,35 +133,49 @@ async def redis_prefix() -> AsyncIterator[str]:
         await client.close()
 
 
-async def test_redis_store_claims_atomically_and_expires(redis_prefix: str) -> None:
-    store = RedisNonceStore(REDIS_URL, redis_prefix)
+async def test_the_redis_tests_use_a_server_they_started(redis_server: RedisServer) -> None:
+    client = redis_asyncio.Redis.from_url(redis_server.url)
+    try:
+        info = await client.info("server")
+        config = await client.config_get("*")
+    finally:
+        await client.close()
+    assert redis_server.process is not None
+    assert info["tcp_port"] == redis_server.port and info["process_id"] == redis_server.process.pid
+    assert config["dir"] == str(redis_server.folder) and config["save"] == "" and config["appendonly"] == "no"
+
+
+async def test_redis_store_claims_atomically_and_expires(redis_server: RedisServer, redis_prefix: str) -> None:
+    store = RedisNonceStore(redis_server.url, redis_prefix)
     try:
         results = await asyncio.gather(*(store.claim("t:n", f"message-{i}", ttl=600) for i in range(10)))
         assert results.count(None) == 1  # exactly one claimant wins
         winner = f"message-{results.index(None)}"
         assert all(owner == winner for owner in results if owner is not None)
-        client = redis_asyncio.Redis.from_url(REDIS_URL)
+        client = redis_asyncio.Redis.from_url(redis_server.url)
         assert 0 < await client.pttl(redis_prefix + "t:n") <= 600_000
         await client.close()
     finally:
         await store.close()
 
 
-async def test_replicas_share_the_nonces_in_redis(wechat: Any, redis_prefix: str) -> None:
-    first = await wechat(nonce_store="redis", redis_url=REDIS_URL, redis_prefix=redis_prefix)
-    second = await wechat(nonce_store="redis", redis_url=REDIS_URL, redis_prefix=redis_prefix)
+async def test_replicas_share_the_nonces_in_redis(wechat: Any, redis_server: RedisServer, redis_prefix: str) -> None:
+    url = redis_server.url
+    first = await wechat(nonce_store="redis", redis_url=url, redis_prefix=redis_prefix)
+    second = await wechat(nonce_store="redis", redis_url=url, redis_prefix=redis_prefix)
     captured = first.signed_params()
     assert (await first.post(text_xml("截止日期是什么时候"), params=dict(captured))).status == 200
     forged = await second.post(text_xml("另一条消息", openid="oAttacker_0123456789abcdef"), params=dict(captured))
     assert forged.status == 403
     assert first.rasa.texts == ["截止日期是什么时候"] and second.rasa.calls == []
-    client = redis_asyncio.Redis.from_url(REDIS_URL)
+    client = redis_asyncio.Redis.from_url(url)
     assert [key async for key in client.scan_iter(match=redis_prefix + "*")]  # the nonce is in Redis
     await client.close()
 
 
 async def test_unreachable_redis_refuses_rather_than_accepts(wechat: Any) -> None:
-    wx = await wechat(nonce_store="redis", redis_url="redis://127.0.0.1:9/0")
+    nobody = free_port()  # bound and closed again: nothing listens there
+    wx = await wechat(nonce_store="redis", redis_url=f"redis://127.0.0.1:{nobody}/0")
     reply = await wx.post(text_xml("截止日期"))
     assert reply.status == 503 and wx.rasa.calls == []
 
