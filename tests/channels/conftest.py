@@ -182,8 +182,9 @@ class WeChatHarness:
         signer.add_data(token, timestamp, nonce)
         return signer.signature
 
-    def signed_params(self, **extra: str) -> dict[str, str]:
-        timestamp, nonce = str(int(time.time())), f"n{next(_names)}"
+    def signed_params(self, at: float | None = None, **extra: str) -> dict[str, str]:
+        """Signed query parameters with a new nonce; the timestamp is now, or `at` (Unix seconds)."""
+        timestamp, nonce = str(int(time.time() if at is None else at)), f"n{next(_names)}"
         return {"signature": self.sign(timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
                 "openid": OPENID, **extra}
 
@@ -251,15 +252,17 @@ async def fake_api() -> AsyncIterator[FakeWeChatApi]:
 
 @pytest.fixture()
 async def wechat(fake_api: FakeWeChatApi, kb: Any) -> AsyncIterator[Callable[..., Any]]:
-    """Factory: `await wechat(passive_timeout=...)` starts a channel with those settings."""
+    """Factory: `await wechat(passive_timeout=...)` starts a channel with those settings
+    (`clock=`: the channel's clock of Unix seconds, for the timestamp window)."""
     harnesses: list[WeChatHarness] = []
 
-    async def start(**overrides: Any) -> WeChatHarness:
+    async def start(clock: Callable[[], float] = time.time, **overrides: Any) -> WeChatHarness:
         settings = WeChatSettings(token=TOKEN, app_id=APP_ID, app_secret=APP_SECRET, aes_key=AES_KEY,
                                   api_base=fake_api.url, passive_timeout=1.0, followup_delay=0.05,
                                   http_timeout=5.0)
         settings = dataclasses.replace(settings, **overrides)
-        harness = WeChatHarness(WeChatInput(settings, hot_questions=lambda: hot_buttons(kb)), FakeRasa(), fake_api)
+        channel = WeChatInput(settings, hot_questions=lambda: hot_buttons(kb), clock=clock)
+        harness = WeChatHarness(channel, FakeRasa(), fake_api)
         await harness.start()
         harnesses.append(harness)
         return harness
