@@ -41,6 +41,10 @@ HOSTILE_BODIES = {
     "a 5000-digit integer in an object": b'{"sender": "u-int", "message": "hi", "n": ' + b"9" * 5000 + b"}",
     "metadata nested 10000 deep": nested_metadata(10000),
     "metadata nested 100 deep": nested_metadata(100),
+    "a lone surrogate in the message": b'{"sender": "u-sur", "message": "\\ud800"}',
+    "a lone low surrogate in the sender": b'{"sender": "u-\\udc00", "message": "hi"}',
+    "a lone surrogate in a metadata key": b'{"sender": "u-sur", "message": "hi", "metadata": {"\\udfff": 1}}',
+    "a reversed surrogate pair": b'{"sender": "u-sur", "message": "\\ude00\\ud83d"}',
 }
 
 
@@ -88,6 +92,14 @@ async def test_hostile_json_elsewhere_is_never_a_500(project: Any) -> None:
         for method, path in routes:
             status, _, text = await request(base, method, path, body, {"Content-Type": "application/json"})
             assert status < 500, (path, status, text[:200])
+
+
+async def test_an_escaped_surrogate_pair_is_one_character_and_reaches_the_bot(project: Any) -> None:
+    base, built = project
+    body = b'{"sender": "u-emoji", "message": "\\u622a\\u6b62\\ud83d\\ude00"}'  # "截止" and an emoji
+    status, _, text = await request(base, "POST", REST, body, {"Content-Type": "application/json"})
+    assert status == 200, text
+    assert built.rasa.texts == ["截止\U0001f600"]
 
 
 async def test_deep_but_reasonable_metadata_still_reaches_the_bot(project: Any) -> None:
