@@ -13,15 +13,16 @@ import asyncio
 import json
 import logging
 import re
+import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import pytest
 
 from bot.channels.senders import WECHAT_PREFIX
-from tests.channels.conftest import OPENID
+from tests.channels.conftest import OPENID, FakeWeChatApi, WeChatHarness, text_xml, wait_until
 from tests.servers import SanicServer, build_project
 
 REST = "/webhooks/rest/webhook"
@@ -270,13 +271,30 @@ async def test_behind_a_trusted_proxy_each_client_is_keyed_by_its_own_address(
     assert built.auth.locked_for("zhangsan", "127.0.0.3") == 0  # the proxy itself is never locked
 
 
+# -- WeChat in the project's app ---------------------------------------------------------------------
+
+async def test_a_slow_wechat_answer_reaches_the_user_through_the_api_server_the_test_started(project: Any) -> None:
+    base, built = project
+    built.rasa.delay = 1.5  # slower than passive_timeout (1 s): "success" now, the answer through the API
+    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:16]
+    params = {"signature": WeChatHarness.sign(timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
+              "openid": OPENID}
+    status, _, text = await request(base, "POST", "/webhooks/wechat/webhook?" + urlencode(params),
+                                    text_xml("截止日期是什么时候").encode())
+    assert (status, text) == (200, "success")
+    assert await wait_until(lambda: built.api.delivered == ["您问的是：截止日期是什么时候"], timeout=10)
+    assert built.api.accepted[0]["body"]["touser"] == OPENID and built.api.token_calls
+
+
 # -- logs -----------------------------------------------------------------------------------------------
 
 async def test_signature_query_strings_never_reach_the_logs(kb: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     db_url = f"sqlite:///{tmp_path / 'logs.db'}"
     monkeypatch.setenv("KEPU_DB_URL", db_url)
-    built = build_project(kb, db_url)
+    api = FakeWeChatApi()
+    await api.start()
+    built = build_project(kb, db_url, api)
 
     async def broken(request: Any) -> Any:
         raise RuntimeError("a handler that fails, so Sanic's error log prints the URI")
@@ -290,6 +308,7 @@ async def test_signature_query_strings_never_reach_the_logs(kb: Any, tmp_path: A
         assert (await request(server.base, "GET", f"/webhooks/broken?{query}"))[0] == 500
     finally:
         await server.stop()
+        await api.stop()
     logged = "\n".join(f"{r.getMessage()} {getattr(r, 'request', '')}" for r in caplog.records)
     assert "signature=[redacted]" in logged and "Exception occurred while handling uri" in logged
     for secret in ("SIGSECRET1", "NONCESECRET2", "MSGSECRET3", "1700000000"):
