@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 
 
 def free_port(avoid: set[int] | frozenset[int] = frozenset()) -> int:
@@ -16,3 +17,12 @@ def free_port(avoid: set[int] | frozenset[int] = frozenset()) -> int:
             port = int(sock.getsockname()[1])
         if port not in avoid:
             return port
+
+
+def web_test_ports(environ: Mapping[str, str]) -> tuple[int, int]:
+    """(bot port, action-server port) for the model-backed browser tests: KEPU_WEB_TEST_PORT and
+    KEPU_WEB_TEST_ACTIONS_PORT when set, otherwise free ports, never the same one. Port + 50 is not
+    assumed free: another checkout's action server may listen there."""
+    port = int(environ.get("KEPU_WEB_TEST_PORT") or free_port())
+    actions = int(environ.get("KEPU_WEB_TEST_ACTIONS_PORT") or free_port(avoid={port}))
+    return port, actions
