@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 
 from bot.channels.senders import WECHAT_PREFIX
+from bot.web.admin_auth import ADDRESS_MAX_FAILURES, THROTTLE_SECONDS
 from tests.channels.conftest import OPENID, FakeWeChatApi, WeChatHarness, text_xml, wait_until
 from tests.servers import SanicServer, build_project
 
@@ -248,18 +249,39 @@ async def test_a_password_guesser_locks_out_only_themselves(project: Any) -> Non
     assert status == 303
 
 
-async def test_forwarded_for_is_ignored_from_untrusted_peers(project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_office_behind_one_address_is_slowed_down_not_locked_out(project: Any) -> None:
     base, built = project
+    built.auth.create_user("zhangsan", PASSWORD)
+    for attempt in range(ADDRESS_MAX_FAILURES):  # colleagues' typos and a guesser, all behind one NAT address
+        assert (await login(base, f"colleague{attempt}", "wrong-password", source="127.0.0.2"))[0] == 401
+    status, page = await login(base, "zhangsan", PASSWORD, source="127.0.0.2")
+    assert status == 429 and "秒后再试" in page and "已被锁定" not in page
+    await asyncio.sleep(THROTTLE_SECONDS + 0.1)  # a short wait, not a 15-minute lock
+    assert (await login(base, "zhangsan", PASSWORD, source="127.0.0.2"))[0] == 303
+
+
+def forwarded_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "bot.web.proxies" and r.levelno == logging.WARNING and "X-Forwarded-For" in r.getMessage()]
+
+
+async def test_forwarded_for_is_ignored_from_untrusted_peers(project: Any, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    base, built = project
+    caplog.set_level(logging.WARNING, logger="bot.web.proxies")
     monkeypatch.setenv("KEPU_TRUSTED_PROXIES", "127.0.0.3")
     built.auth.create_user("zhangsan", PASSWORD)
     for attempt in range(5):  # a new address in the header every time does not help
         await login(base, "zhangsan", "wrong-password", source="127.0.0.2", forwarded_for=f"198.51.100.{attempt}")
     assert (await login(base, "zhangsan", PASSWORD, source="127.0.0.2", forwarded_for="198.51.100.99"))[0] == 429
+    warnings = forwarded_warnings(caplog)
+    assert len(warnings) == 6 and all("127.0.0.2" in w and "KEPU_TRUSTED_PROXIES" in w for w in warnings)
 
 
 async def test_behind_a_trusted_proxy_each_client_is_keyed_by_its_own_address(
-        project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        project: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     base, built = project
+    caplog.set_level(logging.WARNING, logger="bot.web.proxies")
     monkeypatch.setenv("KEPU_TRUSTED_PROXIES", "127.0.0.3, 10.0.0.0/8")
     built.auth.create_user("zhangsan", PASSWORD)
     for _ in range(5):  # nginx appends the client; a client's own entry on the left is ignored
@@ -269,6 +291,7 @@ async def test_behind_a_trusted_proxy_each_client_is_keyed_by_its_own_address(
     assert status == 303
     assert built.auth.locked_for("zhangsan", "198.51.100.7") > 0
     assert built.auth.locked_for("zhangsan", "127.0.0.3") == 0  # the proxy itself is never locked
+    assert forwarded_warnings(caplog) == []  # forwarded by a trusted proxy: no warning
 
 
 # -- WeChat in the project's app ---------------------------------------------------------------------
