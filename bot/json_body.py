@@ -3,7 +3,9 @@
 `json.loads` alone is not safe on untrusted bodies under 64 KB: `"[" * 60000` raises
 RecursionError, an integer of 5 000 digits raises ValueError (Python's limit on int
 conversion), and `metadata` nested 900 levels deep parses but breaks whatever later
-serialises it recursively. Here every such body is a `JsonBodyError` with a status
+serialises it recursively. A lone surrogate (`"\\ud800"`) parses into a str that cannot be
+encoded as UTF-8, so the reply, the tracker store or the feedback table fails later with a
+UnicodeEncodeError. Here every such body is a `JsonBodyError` with a status
 (400, or 413 for size) and a Chinese message for the caller: never an exception that
 ends as a 500.
 """
@@ -23,6 +25,7 @@ NOT_JSON = "请求体必须是 UTF-8 编码的 JSON"
 TOO_DEEP = f"JSON 嵌套层数过多（最多 {MAX_DEPTH} 层）"
 BAD_NUMBER = f"JSON 中的数字过长或无效（最多 {MAX_NUMBER_CHARS} 位）"
 NOT_OBJECT = "请求体必须是 JSON 对象"
+BAD_TEXT = "JSON 中含有无效的字符（无法用 UTF-8 表示，例如单独的代理项 \\ud800）"
 
 
 class JsonBodyError(ValueError):
@@ -55,21 +58,34 @@ def _constant(text: str) -> Any:
     raise _BadNumber(text)  # NaN, Infinity, -Infinity are not JSON
 
 
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether objects/arrays nest deeper than `limit` (iterative: no recursion on hostile input)."""
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone or reversed surrogate from a \uD800-\uDFFF escape
+        return False
+    return True
+
+
+def value_problem(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """Why a parsed JSON value is refused: TOO_DEEP (objects/arrays deeper than `limit`), BAD_TEXT (a
+    string or key UTF-8 cannot carry), else None. Iterative: no recursion on hostile input."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return BAD_TEXT
+            continue
         if isinstance(item, dict):
-            children: Any = item.values()
+            children: list[Any] = [*item.keys(), *item.values()]
         elif isinstance(item, list):
             children = item
         else:
             continue
         if depth > limit:
-            return True
+            return TOO_DEEP
         stack.extend((child, depth + 1) for child in children)
-    return False
+    return None
 
 
 def read_json(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> Any:
@@ -84,8 +100,9 @@ def read_json(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> Any:
         raise JsonBodyError(TOO_DEEP) from None
     except ValueError:  # JSONDecodeError, UnicodeDecodeError and int()'s digit limit are all ValueErrors
         raise JsonBodyError(NOT_JSON) from None
-    if too_deep(value):
-        raise JsonBodyError(TOO_DEEP)
+    problem = value_problem(value)
+    if problem is not None:
+        raise JsonBodyError(problem)
     return value
 
 

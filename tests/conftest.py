@@ -82,13 +82,18 @@ def domain() -> dict[str, Any]:
 
 @pytest.fixture()
 async def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kb: KnowledgeSet) -> Any:
-    """The project's whole HTTP surface (tests/servers.py) served on a free port; the audit log and
-    every other store on a temporary database. Yields (base URL, Project)."""
+    """The project's whole HTTP surface (tests/servers.py) served on a free port, WeChat's API by the
+    fake WeChat API server on another; the audit log and every other store on a temporary database.
+    Yields (base URL, Project)."""
+    from tests.channels.conftest import FakeWeChatApi
     from tests.servers import SanicServer, build_project
 
     db_url = f"sqlite:///{tmp_path / 'project.db'}"
     monkeypatch.setenv("KEPU_DB_URL", db_url)
-    built = build_project(kb, db_url)
+    api = FakeWeChatApi()
+    await api.start()
+    built = build_project(kb, db_url, api)
     server = await SanicServer(built.app).start()
     yield server.base, built
     await server.stop()
+    await api.stop()

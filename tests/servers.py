@@ -1,11 +1,14 @@
 """Real Sanic servers for the tests, each on a free port of 127.0.0.1 that the test itself started.
 
 - `SanicServer`: an app served inside the test's own event loop (async tests);
-- `ThreadedServer`: the same in a background thread with its own loop, for synchronous tests
-  (hypothesis drives plain functions);
+- `ThreadedServer`: the same in a background thread with its own loop (`BackgroundLoop`), for
+  synchronous tests (hypothesis drives plain functions);
+- `RedisServer`: a `redis-server` process of the test's own on a free port, without persistence;
 - `project_app()`: the bot's whole HTTP surface as `rasa run --cors "*"` mounts it -- the REST and
   WeChat channels (Rasa's `register`), Rasa's CORS set-up, and bot.server.add_project_routes
-  (request guards, /status, widget, admin) -- with a stand-in agent instead of a trained model.
+  (request guards, /status, widget, admin) -- with a stand-in agent instead of a trained model, and
+  WeChat's API played by the fake WeChat API server the caller started (a real aiohttp server on a
+  free port, tests/channels/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import subprocess
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, register
 from sanic import Sanic
+
+from tests.ports import free_port
 
 _names = itertools.count()
 
@@ -76,17 +84,34 @@ class SanicServer:
             self._server = None
 
 
-class ThreadedServer:
-    """A SanicServer in its own thread and event loop; `run(coro)` runs a coroutine there."""
+class BackgroundLoop:
+    """An event loop running in a thread of its own; `run(coro)` runs a coroutine there and waits."""
 
-    def __init__(self, app: Sanic) -> None:
+    def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="test-sanic", daemon=True)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop", daemon=True)
         self._thread.start()
-        self.server = SanicServer(app)
 
     def run(self, coro: Any, timeout: float = 30.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+class ThreadedServer:
+    """A SanicServer on a BackgroundLoop (its own, or one given that other servers share);
+    `run(coro)` runs a coroutine there."""
+
+    def __init__(self, app: Sanic, background: BackgroundLoop | None = None) -> None:
+        self._owns_loop = background is None
+        self.background = background or BackgroundLoop()
+        self.server = SanicServer(app)
+
+    def run(self, coro: Any, timeout: float = 30.0) -> Any:
+        return self.background.run(coro, timeout)
 
     def start(self) -> ThreadedServer:
         self.run(self.server.start())
@@ -97,12 +122,68 @@ class ThreadedServer:
         return self.server.base
 
     def stop(self) -> None:
+        """Stop the server, and the loop when it is the server's own."""
         try:
             self.run(self.server.stop())
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-            self.loop.close()
+            if self._owns_loop:
+                self.background.close()
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+class RedisServer:
+    """`redis-server` on a free port of 127.0.0.1 with its working directory in `folder`: no RDB
+    snapshots, no append-only file, so nothing outlives the test session."""
+
+    def __init__(self, folder: Path, binary: str = REDIS_SERVER) -> None:
+        self.folder = folder
+        self.binary = binary
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 20.0) -> RedisServer:
+        """Start the server and wait until it answers PING; RuntimeError when it does not."""
+        if not Path(self.binary).exists():
+            raise RuntimeError(f"{self.binary} is missing: run 'make test-deps' (apt-get install redis-server)")
+        self.port = free_port()
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(self.folder)]
+        with open(self.folder / "redis.log", "wb") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(command, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not self.answers_ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("redis-server did not start:\n"
+                                   + (self.folder / "redis.log").read_text(errors="replace")[-2000:])
+            time.sleep(0.05)
+        return self
+
+    def answers_ping(self) -> bool:
+        """Whether the server answers PING with PONG (RESP inline command, no client library)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the server this object started (SIGTERM, then SIGKILL)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
 
 @dataclass
@@ -113,10 +194,12 @@ class Project:
     rasa: Any  # tests.channels.conftest.FakeRasa
     wechat: Any  # bot.channels.wechat.WeChatInput
     auth: Any  # bot.web.admin_auth.AdminAuth on the test's database
+    api: Any  # tests.channels.conftest.FakeWeChatApi, WeChat's API for the channel
 
 
-def build_project(kb: Any, db_url: str, **wechat_settings: Any) -> Project:
-    """The project's app on the database `db_url`, WeChat configured with the test credentials."""
+def build_project(kb: Any, db_url: str, api: Any, **wechat_settings: Any) -> Project:
+    """The project's app on the database `db_url`, WeChat configured with the test credentials and
+    `api` (a started tests.channels.conftest.FakeWeChatApi) as WeChat's API server."""
     from bot.channels.rest import SafeRestInput
     from bot.channels.wechat import WeChatInput, WeChatSettings
     from bot.dialogue import hot_buttons
@@ -126,9 +209,9 @@ def build_project(kb: Any, db_url: str, **wechat_settings: Any) -> Project:
     from tests.channels.conftest import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeRasa
 
     settings = WeChatSettings(token=TOKEN, app_id=APP_ID, app_secret=APP_SECRET, aes_key=AES_KEY,
-                              api_base="http://127.0.0.1:9", passive_timeout=1.0, **wechat_settings)
+                              api_base=api.url, passive_timeout=1.0, **wechat_settings)
     wechat = WeChatInput(settings, hot_questions=lambda: hot_buttons(kb))
     rasa = FakeRasa()
     auth = AdminAuth(make_engine(db_url))
     app = project_app(rasa, [SafeRestInput(), wechat], admin_site=AdminSite(auth))
-    return Project(app, rasa, wechat, auth)
+    return Project(app, rasa, wechat, auth, api)

@@ -8,11 +8,14 @@ WeChat calls the server URL configured in the account's admin console:
 
 A POST is checked in this order, so nothing untrusted is parsed early:
 size (Content-Length, then the bytes actually read) -> URL signature ->
-timestamp within `timestamp_window` of the clock -> encrypt_type (only "aes"
-when `encrypted_only`) -> UTF-8 and no DOCTYPE/ENTITY -> (safe mode)
+timestamp (plain digits) within `timestamp_window` of the clock -> encrypt_type
+(only "aes" when `encrypted_only`) -> UTF-8 and no DOCTYPE/ENTITY -> (safe mode)
 msg_signature and decryption, both by wechatpy -> wechatpy.parse_message ->
-the signed (timestamp, nonce) not seen before with another body (a nonce store,
-in-process or in Redis: bot/channels/wechat_replay.py).
+the URL signature not seen before with another body (a nonce store, in-process
+or in Redis: bot/channels/wechat_replay.py). A GET URL check claims its
+signature too, so a captured URL check cannot be reused for a message. Each
+refusal is logged with its reason (`wechat_refusal` on the log record: one of
+REFUSALS).
 
 WeChat waits 5 s for an answer and retries up to three times. The channel
 answers passively (an XML reply) when Rasa is done within `passive_timeout`;
@@ -94,6 +97,11 @@ MENU_UNKNOWN = "抱歉，这个菜单暂时没有内容。请直接输入您的�
 STALE = "请求已过期或重复"
 ENCRYPTED_ONLY = "仅接受加密消息（安全模式）"
 NONCES_UNAVAILABLE = "暂时无法校验请求，请稍后再试"
+URL_CHECK = "url-check"  # the nonce store's owner of a GET URL check
+
+# Why a request was refused, for the log (the caller sees only the status and a short text).
+WRONG_SIGNATURE, STALE_TIMESTAMP, REPLAYED = "wrong signature", "stale timestamp", "replayed signature"
+REFUSALS = (WRONG_SIGNATURE, STALE_TIMESTAMP, REPLAYED)
 
 
 # -- settings -----------------------------------------------------------------
@@ -562,15 +570,17 @@ class WeChatInput(InputChannel):
 
     @property
     def nonces(self) -> NonceStore:
-        """Where signed (timestamp, nonce) pairs are remembered (created on first use)."""
+        """Where the signatures of accepted requests are remembered (created on first use)."""
         if self._nonces is None:
             self._nonces = make_nonce_store(self.settings.nonce_store, self.settings.redis_url,
                                             self.settings.redis_prefix)
         return self._nonces
 
     def __init__(self, settings: WeChatSettings | None = None,
-                 hot_questions: Callable[[], list[tuple[str, str]]] | None = None) -> None:
+                 hot_questions: Callable[[], list[tuple[str, str]]] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings or WeChatSettings()
+        self._clock = clock  # Unix seconds, compared with the signed timestamps
         self.crypto = _make_crypto(self.settings)
         self.api = WeChatApi(self.settings)
         self._hot_questions = hot_questions or default_hot_questions
@@ -605,27 +615,38 @@ class WeChatInput(InputChannel):
             return False
         return True
 
-    def _check_query(self, args: Any) -> tuple[int, str]:
-        """(0, '') for a signed, fresh request, else (status, error)."""
+    def _check_query(self, args: Any) -> tuple[int, str, str]:
+        """(0, '', '') for a signed, fresh request, else (status, error, reason)."""
         timestamp = args.get("timestamp") or ""
         if not self._signed(args.get("signature"), timestamp, args.get("nonce")):
-            return 403, "签名错误"
-        if not fresh(timestamp, self.settings.timestamp_window):
-            return 403, STALE
-        return 0, ""
+            return 403, "签名错误", WRONG_SIGNATURE
+        if not fresh(timestamp, self.settings.timestamp_window, now=self._clock()):
+            return 403, STALE, STALE_TIMESTAMP
+        return 0, "", ""
 
-    async def _check_nonce(self, timestamp: str, nonce: str, incoming: Incoming, body: bytes) -> tuple[int, str]:
-        """(0, '') when (timestamp, nonce) is new, or a retry WeChat sent with the very same body."""
-        owner = f"{incoming.key()}|{hashlib.sha256(body).hexdigest()}"
+    async def _claim(self, signature: str, owner: str, retry: Callable[[str], bool]) -> tuple[int, str, str]:
+        """(0, '', '') when the signature is new or `retry(first owner)`, else (status, error, reason).
+
+        The key is the signature, not "timestamp:nonce" (see bot/channels/wechat_replay.py)."""
         try:
-            known = await self.nonces.claim(f"{timestamp}:{nonce}", owner, 2 * self.settings.timestamp_window)
+            known = await self.nonces.claim(signature, owner, 2 * self.settings.timestamp_window)
         except NonceStoreUnavailable as exc:
             logger.error("wechat: nonce store unavailable (%s); request refused", exc)
-            return 503, NONCES_UNAVAILABLE
-        if known is None or (known == owner and self._log.get(incoming.key()) is not None):
-            return 0, ""
-        logger.warning("wechat: replayed nonce refused (message %s)", incoming.key())
-        return 403, STALE
+            return 503, NONCES_UNAVAILABLE, ""
+        if known is None or retry(known):
+            return 0, "", ""
+        return 403, STALE, REPLAYED
+
+    async def _check_nonce(self, signature: str, incoming: Incoming, body: bytes) -> tuple[int, str, str]:
+        """A new signature, or a retry WeChat sent with the very same body while it is being answered."""
+        owner = f"{incoming.key()}|{hashlib.sha256(body).hexdigest()}"
+        return await self._claim(signature, owner,
+                                 lambda known: known == owner and self._log.get(incoming.key()) is not None)
+
+    @staticmethod
+    def _refused(what: str, reason: str) -> None:
+        if reason:
+            logger.warning("wechat: %s refused: %s", what, reason, extra={"wechat_refusal": reason})
 
     def _open(self, body: bytes, encrypt_type: str, msg_signature: str | None,
               timestamp: str, nonce: str) -> tuple[str, int, str]:
@@ -782,9 +803,9 @@ class WeChatInput(InputChannel):
         if status:
             return None, status, "请求体过大（最多 64 KB）" if status == 413 else "请求格式错误"
         args = request.args
-        status, error = self._check_query(args)
+        status, error, reason = self._check_query(args)
         if status:
-            logger.warning("wechat: message refused: %s", "wrong signature" if error == "签名错误" else "stale timestamp")
+            self._refused("message", reason)
             return None, status, error
         encrypt_type = (args.get("encrypt_type") or "raw").lower()
         if encrypt_type not in ("raw", "aes"):
@@ -800,8 +821,11 @@ class WeChatInput(InputChannel):
         except BadMessage as exc:
             logger.warning("wechat: rejected message: %s", exc)
             return None, 400, "无法解析的消息"
-        status, error = await self._check_nonce(timestamp, nonce, incoming, body)
-        return (None, status, error) if status else (incoming, 0, "")
+        status, error, reason = await self._check_nonce(args.get("signature") or "", incoming, body)
+        if status:
+            self._refused(f"message {incoming.key()}", reason)
+            return None, status, error
+        return incoming, 0, ""
 
     async def _receive(self, request: Request,
                        on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
@@ -819,17 +843,23 @@ class WeChatInput(InputChannel):
             reply = self.crypto.encrypt_message(reply, request.args.get("nonce") or "")
         return response.text(reply, content_type="application/xml; charset=utf-8")
 
-    def _verify(self, request: Request) -> HTTPResponse:
-        """GET /webhook: the URL check, answered with echostr."""
+    async def _verify(self, request: Request) -> HTTPResponse:
+        """GET /webhook: the URL check, answered with echostr; its signature is claimed like a message's,
+        so the same triple cannot carry a POST later (a repeated URL check is harmless and answered)."""
         if not self.settings.configured:
             return response.text(NOT_CONFIGURED, status=503)
-        status, error = self._check_query(request.args)
+        status, error, reason = self._check_query(request.args)
         if status:
-            logger.warning("wechat: URL check refused: %s", "wrong signature" if error == "签名错误" else "stale timestamp")
+            self._refused("URL check", reason)
             return response.text(error, status=status)
         echostr = request.args.get("echostr") or ""
         if not echostr or len(echostr) > 256:
             return response.text("缺少 echostr", status=400)
+        status, error, reason = await self._claim(request.args.get("signature") or "", URL_CHECK,
+                                                  lambda known: known == URL_CHECK)
+        if status:
+            self._refused("URL check", reason)
+            return response.text(error, status=status)
         return response.text(echostr)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -850,7 +880,7 @@ class WeChatInput(InputChannel):
 
         @webhook.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
-            return self._verify(request)
+            return await self._verify(request)
 
         @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:

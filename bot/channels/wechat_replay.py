@@ -4,13 +4,21 @@ WeChat signs only (token, timestamp, nonce) in plaintext mode, not the body, so 
 (signature, timestamp, nonce) would otherwise forge any message forever; an encrypted request
 would replay as a new turn once the dedupe window has passed. Two checks close that:
 
-- `fresh()`: the signed timestamp is at most `window` seconds from the server's clock;
-- a nonce store: each signed (timestamp, nonce) is claimed for the message it first came with.
+- `fresh()`: the signed timestamp is a plain Unix time (`[1-9][0-9]{0,11}`, nothing else) at
+  most `window` seconds from the server's clock;
+- a nonce store: each URL signature is claimed for the request it first came with.
   WeChat's own retries repeat the same request and are answered by the channel's dedupe; the
-  same (timestamp, nonce) with any other body is a replay.
+  same signature with any other body, or a URL check's signature on a message, is a replay.
+
+The key is the signature, not the raw "timestamp:nonce": the signature hashes the sorted
+concatenation of (token, timestamp, nonce), so the same signed characters split differently
+(timestamp "0"+ts with the nonce one "0" shorter) would be a new "timestamp:nonce" under the very
+same signature. The strict timestamp pattern refuses such splits as well. The msg_signature of safe
+mode is not part of the key: a captured safe-mode signature must not become new when replayed as a
+plaintext message (which has no msg_signature).
 
 The store is in-process by default (`MemoryNonceStore`); several replicas share one in Redis
-(`RedisNonceStore`, `SET key value NX PX`). A nonce is remembered for twice the window: a
+(`RedisNonceStore`, `SET key value NX PX`). A signature is remembered for twice the window: a
 timestamp can lie up to one window in the future and stays acceptable one window after now.
 """
 
@@ -25,7 +33,7 @@ from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
-_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+_TIMESTAMP = re.compile(r"[1-9][0-9]{0,11}")  # fullmatch: no sign, no leading zero, no newline
 
 
 class NonceStoreUnavailable(Exception):
@@ -33,15 +41,15 @@ class NonceStoreUnavailable(Exception):
 
 
 def fresh(timestamp: str, window: float, now: float | None = None) -> bool:
-    """Whether a signed Unix timestamp (decimal digits) is within `window` seconds of now."""
-    if not _TIMESTAMP.match(timestamp):
+    """Whether a signed Unix timestamp (plain decimal digits) is within `window` seconds of now."""
+    if not _TIMESTAMP.fullmatch(timestamp):
         return False
     current = time.time() if now is None else now
     return abs(current - int(timestamp)) <= window
 
 
 class NonceStore(Protocol):
-    """Where signed (timestamp, nonce) pairs are remembered."""
+    """Where the signatures of accepted requests are remembered."""
 
     async def claim(self, key: str, owner: str, ttl: float) -> str | None:
         """Remember `key` for `owner` for `ttl` seconds; None when it was new, else its first owner."""

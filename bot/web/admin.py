@@ -692,7 +692,7 @@ class AdminSite:
             if result.attempted:
                 await self.audit_async(name, "login_failed", f"登录失败（来自 {ip}）" + ("，已锁定" if result.locked else ""))
             return self._login_form(request, name, form.get("next", ""), result.message,
-                                    429 if result.locked else 401)
+                                    429 if result.locked or result.throttled else 401)
         old = request.cookies.get(SESSION_COOKIE)
         if old:
             await asyncio.to_thread(self.auth.end_session, old)

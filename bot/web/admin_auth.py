@@ -14,9 +14,12 @@ in their own MetaData, so rebuilding the knowledge tables never touches them:
   themselves: 5 failures of one pair lock that pair for 15 minutes, and each
   further failure doubles the wait (30 min, 1 h, ... at most 24 h); failures are
   remembered for 24 hours, a successful login forgets its pair's. Password
-  spraying over many names from one address is bounded too: 20 failures from an
-  address within an hour lock that address. `unlock()` (CLI: `bot unlock`)
-  clears a name or an address at once.
+  spraying over many names from one address is slowed down, not locked out: from
+  20 failures of an address within an hour on, that address waits a growing
+  delay after each failure (2 s, 4 s, ... at most 60 s) before its next attempt,
+  whatever the name. A whole office behind one NAT address is never locked out of
+  its accounts by one person's typing or guessing; it waits a minute at most.
+  `unlock()` (CLI: `bot unlock`) clears a name or an address at once.
 
 Times are stored as Unix seconds (float) so SQLite and PostgreSQL behave alike.
 """
@@ -67,7 +70,9 @@ LOCK_SECONDS = 15 * 60  # the first lock; every further failure doubles it
 MAX_LOCK_SECONDS = 24 * 3600
 FAILURE_MEMORY = 24 * 3600  # failures older than this are forgotten
 ADDRESS_MAX_FAILURES = 20  # failures from one address, whatever the user name ...
-ADDRESS_WINDOW = 3600  # ... within this many seconds
+ADDRESS_WINDOW = 3600  # ... within this many seconds start the address's throttle:
+THROTTLE_SECONDS = 2  # the first wait after a failure; every further failure doubles it ...
+MAX_THROTTLE_SECONDS = 60  # ... up to this
 MIN_PASSWORD_CHARS = 10
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-\u4e00-\u9fff]{2,32}$")
 
@@ -183,8 +188,8 @@ class LockRule:
     window: float
 
 
-PAIR_RULE = LockRule("pair", MAX_FAILURES, FAILURE_MEMORY)
-ADDRESS_RULE = LockRule("ip", ADDRESS_MAX_FAILURES, ADDRESS_WINDOW)
+PAIR_RULE = LockRule("pair", MAX_FAILURES, FAILURE_MEMORY)  # locks the pair
+ADDRESS_RULE = LockRule("ip", ADDRESS_MAX_FAILURES, ADDRESS_WINDOW)  # throttles the address
 
 
 def lock_seconds(failures: int, threshold: int) -> float:
@@ -193,6 +198,14 @@ def lock_seconds(failures: int, threshold: int) -> float:
     if failures < threshold:
         return 0.0
     return float(min(LOCK_SECONDS * 2 ** min(failures - threshold, 16), MAX_LOCK_SECONDS))
+
+
+def throttle_seconds(failures: int, threshold: int) -> float:
+    """How long an address waits after its last failure: nothing below `threshold`, then 2 s,
+    doubled by every further failure, at most a minute."""
+    if failures < threshold:
+        return 0.0
+    return float(min(THROTTLE_SECONDS * 2 ** min(failures - threshold, 16), MAX_THROTTLE_SECONDS))
 
 
 def pair_key(ip: str, name: str) -> str:
@@ -219,7 +232,8 @@ class LoginResult:
     session: Session | None
     message: str
     locked: bool = False
-    attempted: bool = True  # False when refused before checking the password (already locked)
+    attempted: bool = True  # False when refused before checking the password (locked or throttled)
+    throttled: bool = False  # the address must wait a little (many failures from it); nothing is locked
 
 
 class AdminAuth:
@@ -318,12 +332,17 @@ class AdminAuth:
         """Seconds until this address may try this user name again (0 when not locked)."""
         self.ensure_tables()
         now = self.now()
-        remaining = 0.0
         with self.engine.connect() as conn:
-            for rule, key in ((PAIR_RULE, pair_key(ip, name)), (ADDRESS_RULE, ip[:128])):
-                count, last = self._failures(conn, rule, key, now)
-                remaining = max(remaining, last + lock_seconds(count, rule.threshold) - now)
-        return max(0.0, remaining)
+            count, last = self._failures(conn, PAIR_RULE, pair_key(ip, name), now)
+        return max(0.0, last + lock_seconds(count, PAIR_RULE.threshold) - now)
+
+    def throttled_for(self, ip: str) -> float:
+        """Seconds this address waits before its next login attempt, any name (0 when it need not)."""
+        self.ensure_tables()
+        now = self.now()
+        with self.engine.connect() as conn:
+            count, last = self._failures(conn, ADDRESS_RULE, ip[:128], now)
+        return max(0.0, last + throttle_seconds(count, ADDRESS_RULE.threshold) - now)
 
     def _record_failure(self, name: str, ip: str) -> None:
         now = self.now()
@@ -358,6 +377,9 @@ class AdminAuth:
         wait = self.locked_for(name, ip)
         if wait > 0:
             return LoginResult(None, None, _locked_message(wait), locked=True, attempted=False)
+        pause = self.throttled_for(ip)
+        if pause > 0:
+            return LoginResult(None, None, _throttled_message(pause), attempted=False, throttled=True)
         with self.engine.connect() as conn:
             stored = conn.execute(select(users_table.c.password_hash).where(users_table.c.name == name)).scalar()
         ok = verify_password(password, stored or _dummy_hash()) and stored is not None
@@ -416,6 +438,11 @@ def _locked_message(seconds: float) -> str:
     minutes = max(1, int((seconds + 59) // 60))
     return (f"登录失败次数过多，账号已被锁定，请 {minutes} 分钟后再试。"
             "锁定只针对您当前的网络地址；如需立即解锁，请联系系统管理员。")
+
+
+def _throttled_message(seconds: float) -> str:
+    return (f"登录尝试过于频繁，请 {max(1, int(seconds + 0.999))} 秒后再试。"
+            "账号没有被锁定；同一网络地址短时间内失败次数较多时，每次尝试之间需要稍等。")
 
 
 _shared: AdminAuth | None = None

@@ -4,7 +4,9 @@
 `127.0.0.1, 10.0.0.0/24`). `X-Forwarded-For` (and `X-Forwarded-Proto`) are read only when the TCP
 peer is one of them; the client is then the right-most address in X-Forwarded-For that is not a
 trusted proxy, so a client cannot choose its address by sending the header itself. Without the
-variable, every request's address is its TCP peer.
+variable, every request's address is its TCP peer. X-Forwarded-For from any other peer is ignored
+with a warning: usually a proxy that is missing from KEPU_TRUSTED_PROXIES, which makes every client
+behind it share the proxy's address in the lock-out.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
 def client_address(peer: str, forwarded_for: list[str], trusted: tuple[Network, ...]) -> str:
     """The client's address: the peer, or for a trusted peer the last untrusted X-Forwarded-For hop."""
     if not is_trusted(peer, trusted):
+        if any(value.strip() for value in forwarded_for):
+            logger.warning("admin: X-Forwarded-For from %s ignored: that peer is not in %s; if it is your "
+                           "reverse proxy, add it, or every client behind it counts as %s", peer, ENV, peer)
         return peer or "unknown"
     address = peer
     hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]

@@ -1,6 +1,7 @@
 """Harness for the WeChat channel tests: the channel in a real Sanic server,
-a fake Rasa agent, a fake WeChat API server and a client that signs and
-encrypts requests with wechatpy the way WeChat does."""
+a fake Rasa agent, a fake WeChat API server, a client that signs and
+encrypts requests with wechatpy the way WeChat does, and a redis-server of
+the session's own for the shared nonce store."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import dataclasses
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,7 +23,7 @@ from wechatpy.utils import WeChatSigner
 
 from bot.channels.wechat import WeChatInput, WeChatSettings
 from bot.dialogue import hot_buttons
-from tests.servers import SanicServer, new_app
+from tests.servers import RedisServer, SanicServer, new_app
 
 TOKEN = "test-token-4f2a"
 APP_ID = "wx1234567890abcdef"
@@ -181,8 +182,9 @@ class WeChatHarness:
         signer.add_data(token, timestamp, nonce)
         return signer.signature
 
-    def signed_params(self, **extra: str) -> dict[str, str]:
-        timestamp, nonce = str(int(time.time())), f"n{next(_names)}"
+    def signed_params(self, at: float | None = None, **extra: str) -> dict[str, str]:
+        """Signed query parameters with a new nonce; the timestamp is now, or `at` (Unix seconds)."""
+        timestamp, nonce = str(int(time.time() if at is None else at)), f"n{next(_names)}"
         return {"signature": self.sign(timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
                 "openid": OPENID, **extra}
 
@@ -228,6 +230,18 @@ class WeChatHarness:
         return reply
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server started for this session on a free port (data in a temporary folder), stopped at
+    the end: the tests never touch a Redis they did not start."""
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
+
+
 @pytest.fixture()
 async def fake_api() -> AsyncIterator[FakeWeChatApi]:
     api = FakeWeChatApi()
@@ -238,15 +252,17 @@ async def fake_api() -> AsyncIterator[FakeWeChatApi]:
 
 @pytest.fixture()
 async def wechat(fake_api: FakeWeChatApi, kb: Any) -> AsyncIterator[Callable[..., Any]]:
-    """Factory: `await wechat(passive_timeout=...)` starts a channel with those settings."""
+    """Factory: `await wechat(passive_timeout=...)` starts a channel with those settings
+    (`clock=`: the channel's clock of Unix seconds, for the timestamp window)."""
     harnesses: list[WeChatHarness] = []
 
-    async def start(**overrides: Any) -> WeChatHarness:
+    async def start(clock: Callable[[], float] = time.time, **overrides: Any) -> WeChatHarness:
         settings = WeChatSettings(token=TOKEN, app_id=APP_ID, app_secret=APP_SECRET, aes_key=AES_KEY,
                                   api_base=fake_api.url, passive_timeout=1.0, followup_delay=0.05,
                                   http_timeout=5.0)
         settings = dataclasses.replace(settings, **overrides)
-        harness = WeChatHarness(WeChatInput(settings, hot_questions=lambda: hot_buttons(kb)), FakeRasa(), fake_api)
+        channel = WeChatInput(settings, hot_questions=lambda: hot_buttons(kb), clock=clock)
+        harness = WeChatHarness(channel, FakeRasa(), fake_api)
         await harness.start()
         harnesses.append(harness)
         return harness

@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wechatpy.crypto import WeChatCrypto
 
-from tests.channels.conftest import ACCOUNT, AES_KEY, APP_ID, OPENID, TOKEN, WeChatHarness, wx_xml
-from tests.servers import ThreadedServer, build_project
+from tests.channels.conftest import ACCOUNT, AES_KEY, APP_ID, OPENID, TOKEN, FakeWeChatApi, WeChatHarness, wx_xml
+from tests.servers import BackgroundLoop, ThreadedServer, build_project
 
 REST = "/webhooks/rest/webhook"
 WECHAT = "/webhooks/wechat/webhook"
@@ -38,14 +38,19 @@ BOUNDED = settings(max_examples=120, deadline=timedelta(seconds=3), database=Non
 @pytest.fixture(scope="module")
 def server(kb: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     db_url = f"sqlite:///{Path(tmp_path_factory.mktemp('properties')) / 'project.db'}"
+    background, api = BackgroundLoop(), FakeWeChatApi()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KEPU_DB_URL", db_url)
-        built = build_project(kb, db_url)
-        running = ThreadedServer(built.app).start()
+        background.run(api.start())
+        built = build_project(kb, db_url, api)
+        running = ThreadedServer(built.app, background)
         try:
+            running.start()
             yield running.base, built
         finally:
             running.stop()
+            background.run(api.stop())
+            background.close()
 
 
 def send(base: str, method: str, path: str, body: bytes | None = None,

@@ -1,13 +1,15 @@
 """Replay protection, encrypted-only mode, menu clicks and headers of the WeChat channel.
 
 Requests are signed and encrypted with wechatpy's client side (tests/channels/conftest.py) and
-sent over HTTP to the channel in a real Sanic server. The Redis tests use the Redis server on
-127.0.0.1:6379 under a key prefix of their own, removed afterwards.
+sent over HTTP to the channel in a real Sanic server. The Redis tests use a redis-server the
+session started on a free port (`redis_server`, tests/channels/conftest.py), each test under a key
+prefix of its own, removed afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,13 +20,40 @@ from urllib.parse import urlencode
 import pytest
 import redis.asyncio as redis_asyncio
 import yaml
+from wechatpy.utils import check_signature
 
-from bot.channels.wechat import ENCRYPTED_ONLY, MENU_UNKNOWN, STALE, WeChatInput, settings_from
+from bot.channels.wechat import (
+    ENCRYPTED_ONLY,
+    MENU_UNKNOWN,
+    REPLAYED,
+    STALE,
+    STALE_TIMESTAMP,
+    WeChatInput,
+    settings_from,
+)
 from bot.channels.wechat_replay import MemoryNonceStore, RedisNonceStore, fresh
-from tests.channels.conftest import OPENID, WeChatHarness, text_xml, wx_xml
+from tests.channels.conftest import ACCOUNT, OPENID, TOKEN, WeChatHarness, text_xml, wx_xml
+from tests.ports import free_port
+from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Clock:
+    """A settable clock of Unix seconds for the channel's timestamp window."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture()
+def refusals(caplog: pytest.LogCaptureFixture) -> Any:
+    """The reasons (`wechat_refusal`) of the channel's refusals logged so far, in order."""
+    caplog.set_level(logging.WARNING, logger="bot.channels.wechat")
+    return lambda: [record.wechat_refusal for record in caplog.records if hasattr(record, "wechat_refusal")]
 
 
 def params_at(wx: WeChatHarness, offset: float, **extra: str) -> dict[str, str]:
@@ -36,7 +65,7 @@ def params_at(wx: WeChatHarness, offset: float, **extra: str) -> dict[str, str]:
 
 # -- the timestamp window ------------------------------------------------------------------
 
-@pytest.mark.parametrize("offset", [-301, 301, -86400 * 365])
+@pytest.mark.parametrize("offset", [-310, 310, -86400 * 365])  # 10 s from the edge: a slow run cannot cross it
 async def test_signatures_outside_the_window_are_refused(wechat: Any, offset: float) -> None:
     wx = await wechat()
     status, body = await wx.get(params_at(wx, offset, echostr="echo-me"))
@@ -48,7 +77,7 @@ async def test_signatures_outside_the_window_are_refused(wechat: Any, offset: fl
     assert wx.rasa.calls == []
 
 
-@pytest.mark.parametrize("offset", [-299, 0, 299])
+@pytest.mark.parametrize("offset", [-290, 0, 290])
 async def test_signatures_inside_the_window_are_answered(wechat: Any, offset: float) -> None:
     wx = await wechat()
     assert await wx.get(params_at(wx, offset, echostr="echo-me")) == (200, "echo-me")
@@ -66,8 +95,9 @@ async def test_the_window_is_configurable(wechat: Any, monkeypatch: pytest.Monke
 
 def test_fresh_accepts_only_plain_decimal_timestamps() -> None:
     assert fresh("1700000000", 300, now=1700000299) and not fresh("1700000000", 300, now=1700000301)
-    for bad in ("", "-1700000000", "1.7e9", "１７００００００００", "0x6553f100", "9" * 40):
-        assert not fresh(bad, 300, now=1700000000)
+    for bad in ("", "-1700000000", "1.7e9", "１７００００００００", "0x6553f100", "9" * 40,
+                "01700000000", "001700000000", "1700000000\n", " 1700000000", "+1700000000", "1700000000 ", "0"):
+        assert not fresh(bad, 300, now=1700000000), repr(bad)
 
 
 # -- nonces ----------------------------------------------------------------------------------------
@@ -90,21 +120,65 @@ async def test_wechats_own_retry_of_the_same_request_gets_the_same_reply(wechat:
     assert wx.rasa.texts == ["在哪里登记"]
 
 
-async def test_encrypted_replay_after_the_dedupe_window_is_refused(wechat: Any) -> None:
+async def test_encrypted_replay_after_the_dedupe_window_is_refused(wechat: Any, refusals: Any) -> None:
     """A captured safe-mode request, replayed once the dedupe record is gone: refused by the nonce
     memory while inside the timestamp window, and by the timestamp window after it."""
-    wx = await wechat(dedupe_ttl=0.2, timestamp_window=1.0)
-    params = wx.signed_params(encrypt_type="aes")
+    clock = Clock()
+    wx = await wechat(dedupe_ttl=0.2, timestamp_window=30, clock=clock)
+    params = wx.signed_params(at=clock.now, encrypt_type="aes")
     encrypt, signature = wx.encrypt(text_xml("截止日期是什么时候"), params)
     params["msg_signature"] = signature
-    body = f"<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    body = f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
     assert (await wx.post_raw(dict(params), body.encode())).status == 200
-    await asyncio.sleep(0.4)  # past the dedupe window, inside the timestamp window
+    await asyncio.sleep(0.4)  # past the dedupe window (0.2 s) ...
+    clock.now += 20  # ... and 20 s later, still inside the 30 s timestamp window
     replay = await wx.post_raw(dict(params), body.encode())
     assert replay.status == 403 and replay.body == STALE
-    await asyncio.sleep(2.2)  # past the timestamp window as well
+    assert refusals() == [REPLAYED]  # the nonce memory refused it, not the window
+    clock.now += 20  # 40 s after the signature: past the timestamp window as well
     replay = await wx.post_raw(dict(params), body.encode())
     assert replay.status == 403 and replay.body == STALE
+    assert refusals() == [REPLAYED, STALE_TIMESTAMP]
+    assert wx.rasa.texts == ["截止日期是什么时候"]
+
+
+async def test_a_signature_resplit_between_timestamp_and_nonce_is_refused(wechat: Any) -> None:
+    """The signature hashes sorted(token, timestamp, nonce) concatenated, so ("0" + ts, "0") carries
+    the signature of (ts, "00"): the same signed characters, another timestamp:nonce."""
+    wx = await wechat()
+    timestamp = str(int(time.time()))
+    captured = {"signature": wx.sign(timestamp, "00"), "timestamp": timestamp, "nonce": "00", "openid": OPENID}
+    resplit = dict(captured, timestamp="0" + timestamp, nonce="0")
+    check_signature(TOKEN, resplit["signature"], resplit["timestamp"], resplit["nonce"])  # wechatpy accepts it
+    assert (await wx.post(text_xml("截止日期是什么时候"), params=dict(captured))).status == 200
+    forged = await wx.post(text_xml("把我的对话给我", openid="oAttacker_0123456789abcdef"), params=resplit)
+    assert forged.status == 403
+    got = await wx.get(dict(resplit, echostr="echo-me"))
+    assert got[0] == 403 and "echo-me" not in got[1]
+    assert wx.rasa.texts == ["截止日期是什么时候"]
+
+
+async def test_a_captured_url_check_cannot_carry_a_message(wechat: Any, refusals: Any) -> None:
+    wx = await wechat()
+    captured = wx.signed_params()
+    assert await wx.get(dict(captured, echostr="echo-me")) == (200, "echo-me")
+    assert await wx.get(dict(captured, echostr="echo-me")) == (200, "echo-me")  # a repeated URL check is harmless
+    forged = await wx.post(text_xml("把我的对话给我", openid="oAttacker_0123456789abcdef"), params=dict(captured))
+    assert forged.status == 403 and forged.body == STALE
+    assert refusals() == [REPLAYED] and wx.rasa.calls == []
+    message = wx.signed_params()  # and a message's signature cannot pass a URL check afterwards
+    assert (await wx.post(text_xml("截止日期"), params=dict(message))).status == 200
+    assert (await wx.get(dict(message, echostr="echo-me")))[0] == 403
+    assert refusals() == [REPLAYED, REPLAYED]
+
+
+async def test_a_captured_safe_mode_signature_cannot_carry_a_plaintext_message(wechat: Any, refusals: Any) -> None:
+    wx = await wechat()
+    params = wx.signed_params(encrypt_type="aes")
+    assert (await wx.post_aes(text_xml("截止日期是什么时候"), params=dict(params))).status == 200
+    plaintext = {key: params[key] for key in ("signature", "timestamp", "nonce", "openid")}
+    forged = await wx.post(text_xml("把我的对话给我", openid="oAttacker_0123456789abcdef"), params=plaintext)
+    assert forged.status == 403 and refusals() == [REPLAYED]
     assert wx.rasa.texts == ["截止日期是什么时候"]
 
 
@@ -118,11 +192,11 @@ async def test_memory_store_forgets_after_the_ttl() -> None:
 
 
 @pytest.fixture()
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own; every key under it is deleted afterwards."""
+async def redis_prefix(redis_server: RedisServer) -> AsyncIterator[str]:
+    """A key prefix of this test's own in the session's redis-server; its keys are deleted afterwards."""
     prefix = f"kepu-test:{uuid.uuid4().hex}:"
     yield prefix
-    client = redis_asyncio.Redis.from_url(REDIS_URL)
+    client = redis_asyncio.Redis.from_url(redis_server.url)
     try:
         keys = [key async for key in client.scan_iter(match=prefix + "*")]
         if keys:
@@ -131,35 +205,50 @@ async def redis_prefix() -> AsyncIterator[str]:
         await client.close()
 
 
-async def test_redis_store_claims_atomically_and_expires(redis_prefix: str) -> None:
-    store = RedisNonceStore(REDIS_URL, redis_prefix)
+async def test_the_redis_tests_use_a_server_they_started(redis_server: RedisServer) -> None:
+    client = redis_asyncio.Redis.from_url(redis_server.url)
+    try:
+        info = await client.info("server")
+        config = await client.config_get("*")
+    finally:
+        await client.close()
+    assert redis_server.process is not None
+    assert info["tcp_port"] == redis_server.port and info["process_id"] == redis_server.process.pid
+    assert config["dir"] == str(redis_server.folder) and config["save"] == "" and config["appendonly"] == "no"
+
+
+async def test_redis_store_claims_atomically_and_expires(redis_server: RedisServer, redis_prefix: str) -> None:
+    store = RedisNonceStore(redis_server.url, redis_prefix)
     try:
         results = await asyncio.gather(*(store.claim("t:n", f"message-{i}", ttl=600) for i in range(10)))
         assert results.count(None) == 1  # exactly one claimant wins
         winner = f"message-{results.index(None)}"
         assert all(owner == winner for owner in results if owner is not None)
-        client = redis_asyncio.Redis.from_url(REDIS_URL)
+        client = redis_asyncio.Redis.from_url(redis_server.url)
         assert 0 < await client.pttl(redis_prefix + "t:n") <= 600_000
         await client.close()
     finally:
         await store.close()
 
 
-async def test_replicas_share_the_nonces_in_redis(wechat: Any, redis_prefix: str) -> None:
-    first = await wechat(nonce_store="redis", redis_url=REDIS_URL, redis_prefix=redis_prefix)
-    second = await wechat(nonce_store="redis", redis_url=REDIS_URL, redis_prefix=redis_prefix)
+async def test_replicas_share_the_nonces_in_redis(wechat: Any, redis_server: RedisServer, redis_prefix: str) -> None:
+    url = redis_server.url
+    first = await wechat(nonce_store="redis", redis_url=url, redis_prefix=redis_prefix)
+    second = await wechat(nonce_store="redis", redis_url=url, redis_prefix=redis_prefix)
     captured = first.signed_params()
     assert (await first.post(text_xml("截止日期是什么时候"), params=dict(captured))).status == 200
     forged = await second.post(text_xml("另一条消息", openid="oAttacker_0123456789abcdef"), params=dict(captured))
     assert forged.status == 403
     assert first.rasa.texts == ["截止日期是什么时候"] and second.rasa.calls == []
-    client = redis_asyncio.Redis.from_url(REDIS_URL)
-    assert [key async for key in client.scan_iter(match=redis_prefix + "*")]  # the nonce is in Redis
+    client = redis_asyncio.Redis.from_url(url)
+    keys = [key async for key in client.scan_iter(match=redis_prefix + "*")]
     await client.close()
+    assert keys == [(redis_prefix + captured["signature"]).encode()]  # keyed by the signature, in Redis
 
 
 async def test_unreachable_redis_refuses_rather_than_accepts(wechat: Any) -> None:
-    wx = await wechat(nonce_store="redis", redis_url="redis://127.0.0.1:9/0")
+    nobody = free_port()  # bound and closed again: nothing listens there
+    wx = await wechat(nonce_store="redis", redis_url=f"redis://127.0.0.1:{nobody}/0")
     reply = await wx.post(text_xml("截止日期"))
     assert reply.status == 503 and wx.rasa.calls == []
 

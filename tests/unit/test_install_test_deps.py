@@ -52,16 +52,22 @@ def installs(calls: list[str]) -> list[str]:
 def test_the_cjk_font_is_installed_when_chromium_is_already_there(tmp_path: Path) -> None:
     status, calls = run_script(tmp_path, installed="chromium")
     assert status == 0
-    assert installs(calls) == ["fonts-noto-cjk", "faketime"]  # each in its own apt-get call
+    assert installs(calls) == ["fonts-noto-cjk", "faketime", "redis-server"]  # each in its own apt-get call
     assert calls[0] == "update -qq"
 
 
-def test_nothing_is_installed_when_everything_is_there(tmp_path: Path) -> None:
+def test_redis_server_is_installed_when_it_alone_is_missing(tmp_path: Path) -> None:
     status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime")
+    assert status == 0
+    assert installs(calls) == ["redis-server"]
+
+
+def test_nothing_is_installed_when_everything_is_there(tmp_path: Path) -> None:
+    status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime redis-server")
     assert (status, calls) == (0, [])
 
 
 def test_one_failing_package_does_not_stop_the_others_but_fails_the_script(tmp_path: Path) -> None:
     status, calls = run_script(tmp_path, installed="", fail="fonts-noto-cjk")
-    assert installs(calls) == ["chromium", "fonts-noto-cjk", "faketime"]
+    assert installs(calls) == ["chromium", "fonts-noto-cjk", "faketime", "redis-server"]
     assert status == 1

@@ -2,8 +2,9 @@
 real headless Chromium (Debian's /usr/bin/chromium, never a downloaded browser).
 
 - `web_url`: the bot with the trained model on KEPU_WEB_TEST_PORT (default: a free
-  port; actions on port + 50), started with scripts/serve.sh for the session and
-  stopped at the end -- never a server some other checkout or person started;
+  port; actions on KEPU_WEB_TEST_ACTIONS_PORT, default another free port), started
+  with scripts/serve.sh for the session and stopped at the end -- never a server
+  some other checkout or person started;
 - `front`: the bot's web front without a model (tests/web/front.py) on a free port,
   with its own databases and a staff account, for the tests that need no answers;
 - `browser`: one Chromium for the session;
@@ -26,8 +27,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from bot.staff.live import is_ready
+from tests.ports import web_test_ports
 from tests.project_copy import serve_sh
-from tests.web.front import Front, free_port, start_front, stop_front
+from tests.web.front import Front, start_front, stop_front
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -35,8 +37,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-PORT = int(os.environ.get("KEPU_WEB_TEST_PORT") or free_port())
-ACTIONS_PORT = int(os.environ.get("KEPU_WEB_TEST_ACTIONS_PORT", str(PORT + 50)))
+PORT, ACTIONS_PORT = web_test_ports(os.environ)
 BASE_URL = f"http://127.0.0.1:{PORT}"
 SCREENSHOTS = ROOT / "results" / "screenshots"
 

@@ -15,7 +15,9 @@ from bot.web.admin_auth import (
     LOCK_SECONDS,
     MAX_FAILURES,
     MAX_LOCK_SECONDS,
+    MAX_THROTTLE_SECONDS,
     SESSION_SECONDS,
+    THROTTLE_SECONDS,
     AdminAuth,
     AuthError,
     hash_password,
@@ -142,15 +144,34 @@ def test_every_further_failure_doubles_the_wait(auth: AdminAuth, clock: Clock) -
     assert lock_seconds(MAX_FAILURES + 40, MAX_FAILURES) == MAX_LOCK_SECONDS  # capped at a day
 
 
-def test_many_names_from_one_address_lock_the_address(auth: AdminAuth) -> None:
+def test_many_failures_from_one_address_slow_it_down_but_lock_no_account(auth: AdminAuth, clock: Clock) -> None:
+    """An office behind one NAT address: 20 failures (any names) throttle the address for seconds,
+    they never lock the accounts for a quarter of an hour."""
     auth.create_user("lisi", PASSWORD)
     for attempt in range(ADDRESS_MAX_FAILURES):
         auth.login(f"guess{attempt}", "wrong-password", "10.0.0.66")
-    locked = auth.login("lisi", PASSWORD, "10.0.0.66")
-    assert locked.token is None and locked.locked
+    throttled = auth.login("lisi", PASSWORD, "10.0.0.66")
+    assert throttled.token is None and throttled.throttled and not throttled.locked and not throttled.attempted
+    assert "秒后再试" in throttled.message and "没有被锁定" in throttled.message
+    assert auth.locked_for("lisi", "10.0.0.66") == 0 and auth.throttled_for("10.0.0.66") == THROTTLE_SECONDS
     assert auth.login("lisi", PASSWORD, "10.0.0.67").token  # another address is fine
-    assert auth.unlock("10.0.0.66") == 2 * ADDRESS_MAX_FAILURES  # the address's and its pairs' rows
+    clock.now += THROTTLE_SECONDS + 0.1  # seconds, not the 15 minutes of a lock
     assert auth.login("lisi", PASSWORD, "10.0.0.66").token
+
+
+def test_the_address_delay_grows_with_every_further_failure(auth: AdminAuth, clock: Clock) -> None:
+    for attempt in range(ADDRESS_MAX_FAILURES):
+        auth.login(f"guess{attempt}", "wrong-password", "10.0.0.66")
+    waits = [auth.throttled_for("10.0.0.66")]
+    for attempt in range(7):
+        clock.now += waits[-1] + 0.1
+        result = auth.login(f"more{attempt}", "wrong-password", "10.0.0.66")
+        assert result.attempted and not result.locked  # a failure again: the next wait is longer
+        waits.append(auth.throttled_for("10.0.0.66"))
+    assert [round(wait) for wait in waits] == [2, 4, 8, 16, 32, 60, 60, 60]
+    assert max(waits) == MAX_THROTTLE_SECONDS
+    assert auth.unlock("10.0.0.66") == 2 * (ADDRESS_MAX_FAILURES + 7)  # the address's and its pairs' rows
+    assert auth.throttled_for("10.0.0.66") == 0 and auth.login("zhangsan", PASSWORD, "10.0.0.66").token
 
 
 def test_unlock_by_name_clears_it_from_every_address(auth: AdminAuth) -> None:

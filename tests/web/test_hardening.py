@@ -13,15 +13,17 @@ import asyncio
 import json
 import logging
 import re
+import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import pytest
 
 from bot.channels.senders import WECHAT_PREFIX
-from tests.channels.conftest import OPENID
+from bot.web.admin_auth import ADDRESS_MAX_FAILURES, THROTTLE_SECONDS
+from tests.channels.conftest import OPENID, FakeWeChatApi, WeChatHarness, text_xml, wait_until
 from tests.servers import SanicServer, build_project
 
 REST = "/webhooks/rest/webhook"
@@ -41,6 +43,10 @@ HOSTILE_BODIES = {
     "a 5000-digit integer in an object": b'{"sender": "u-int", "message": "hi", "n": ' + b"9" * 5000 + b"}",
     "metadata nested 10000 deep": nested_metadata(10000),
     "metadata nested 100 deep": nested_metadata(100),
+    "a lone surrogate in the message": b'{"sender": "u-sur", "message": "\\ud800"}',
+    "a lone low surrogate in the sender": b'{"sender": "u-\\udc00", "message": "hi"}',
+    "a lone surrogate in a metadata key": b'{"sender": "u-sur", "message": "hi", "metadata": {"\\udfff": 1}}',
+    "a reversed surrogate pair": b'{"sender": "u-sur", "message": "\\ude00\\ud83d"}',
 }
 
 
@@ -88,6 +94,14 @@ async def test_hostile_json_elsewhere_is_never_a_500(project: Any) -> None:
         for method, path in routes:
             status, _, text = await request(base, method, path, body, {"Content-Type": "application/json"})
             assert status < 500, (path, status, text[:200])
+
+
+async def test_an_escaped_surrogate_pair_is_one_character_and_reaches_the_bot(project: Any) -> None:
+    base, built = project
+    body = b'{"sender": "u-emoji", "message": "\\u622a\\u6b62\\ud83d\\ude00"}'  # "截止" and an emoji
+    status, _, text = await request(base, "POST", REST, body, {"Content-Type": "application/json"})
+    assert status == 200, text
+    assert built.rasa.texts == ["截止\U0001f600"]
 
 
 async def test_deep_but_reasonable_metadata_still_reaches_the_bot(project: Any) -> None:
@@ -235,18 +249,39 @@ async def test_a_password_guesser_locks_out_only_themselves(project: Any) -> Non
     assert status == 303
 
 
-async def test_forwarded_for_is_ignored_from_untrusted_peers(project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_office_behind_one_address_is_slowed_down_not_locked_out(project: Any) -> None:
     base, built = project
+    built.auth.create_user("zhangsan", PASSWORD)
+    for attempt in range(ADDRESS_MAX_FAILURES):  # colleagues' typos and a guesser, all behind one NAT address
+        assert (await login(base, f"colleague{attempt}", "wrong-password", source="127.0.0.2"))[0] == 401
+    status, page = await login(base, "zhangsan", PASSWORD, source="127.0.0.2")
+    assert status == 429 and "秒后再试" in page and "已被锁定" not in page
+    await asyncio.sleep(THROTTLE_SECONDS + 0.1)  # a short wait, not a 15-minute lock
+    assert (await login(base, "zhangsan", PASSWORD, source="127.0.0.2"))[0] == 303
+
+
+def forwarded_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "bot.web.proxies" and r.levelno == logging.WARNING and "X-Forwarded-For" in r.getMessage()]
+
+
+async def test_forwarded_for_is_ignored_from_untrusted_peers(project: Any, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    base, built = project
+    caplog.set_level(logging.WARNING, logger="bot.web.proxies")
     monkeypatch.setenv("KEPU_TRUSTED_PROXIES", "127.0.0.3")
     built.auth.create_user("zhangsan", PASSWORD)
     for attempt in range(5):  # a new address in the header every time does not help
         await login(base, "zhangsan", "wrong-password", source="127.0.0.2", forwarded_for=f"198.51.100.{attempt}")
     assert (await login(base, "zhangsan", PASSWORD, source="127.0.0.2", forwarded_for="198.51.100.99"))[0] == 429
+    warnings = forwarded_warnings(caplog)
+    assert len(warnings) == 6 and all("127.0.0.2" in w and "KEPU_TRUSTED_PROXIES" in w for w in warnings)
 
 
 async def test_behind_a_trusted_proxy_each_client_is_keyed_by_its_own_address(
-        project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        project: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     base, built = project
+    caplog.set_level(logging.WARNING, logger="bot.web.proxies")
     monkeypatch.setenv("KEPU_TRUSTED_PROXIES", "127.0.0.3, 10.0.0.0/8")
     built.auth.create_user("zhangsan", PASSWORD)
     for _ in range(5):  # nginx appends the client; a client's own entry on the left is ignored
@@ -256,6 +291,22 @@ async def test_behind_a_trusted_proxy_each_client_is_keyed_by_its_own_address(
     assert status == 303
     assert built.auth.locked_for("zhangsan", "198.51.100.7") > 0
     assert built.auth.locked_for("zhangsan", "127.0.0.3") == 0  # the proxy itself is never locked
+    assert forwarded_warnings(caplog) == []  # forwarded by a trusted proxy: no warning
+
+
+# -- WeChat in the project's app ---------------------------------------------------------------------
+
+async def test_a_slow_wechat_answer_reaches_the_user_through_the_api_server_the_test_started(project: Any) -> None:
+    base, built = project
+    built.rasa.delay = 1.5  # slower than passive_timeout (1 s): "success" now, the answer through the API
+    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:16]
+    params = {"signature": WeChatHarness.sign(timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
+              "openid": OPENID}
+    status, _, text = await request(base, "POST", "/webhooks/wechat/webhook?" + urlencode(params),
+                                    text_xml("截止日期是什么时候").encode())
+    assert (status, text) == (200, "success")
+    assert await wait_until(lambda: built.api.delivered == ["您问的是：截止日期是什么时候"], timeout=10)
+    assert built.api.accepted[0]["body"]["touser"] == OPENID and built.api.token_calls
 
 
 # -- logs -----------------------------------------------------------------------------------------------
@@ -264,7 +315,9 @@ async def test_signature_query_strings_never_reach_the_logs(kb: Any, tmp_path: A
                                                             caplog: pytest.LogCaptureFixture) -> None:
     db_url = f"sqlite:///{tmp_path / 'logs.db'}"
     monkeypatch.setenv("KEPU_DB_URL", db_url)
-    built = build_project(kb, db_url)
+    api = FakeWeChatApi()
+    await api.start()
+    built = build_project(kb, db_url, api)
 
     async def broken(request: Any) -> Any:
         raise RuntimeError("a handler that fails, so Sanic's error log prints the URI")
@@ -278,6 +331,7 @@ async def test_signature_query_strings_never_reach_the_logs(kb: Any, tmp_path: A
         assert (await request(server.base, "GET", f"/webhooks/broken?{query}"))[0] == 500
     finally:
         await server.stop()
+        await api.stop()
     logged = "\n".join(f"{r.getMessage()} {getattr(r, 'request', '')}" for r in caplog.records)
     assert "signature=[redacted]" in logged and "Exception occurred while handling uri" in logged
     for secret in ("SIGSECRET1", "NONCESECRET2", "MSGSECRET3", "1700000000"):
