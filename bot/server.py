@@ -13,6 +13,7 @@ Everything else is Rasa's, unchanged (REST channel, HTTP API with token auth).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import rasa.core.run
@@ -55,11 +56,18 @@ def add_project_routes(app: Sanic, admin_site: Any = None) -> None:
     register_web(app, admin_site=admin_site)
 
 
-def configure_app(*args: Any, **kwargs: Any) -> Sanic:
-    """Rasa's configure_app, then the project's routes."""
-    app = _original_configure_app(*args, **kwargs)
-    add_project_routes(app)
-    return app
+def configure_app_with(admin_site: Any = None) -> Callable[..., Sanic]:
+    """Rasa's configure_app, then the project's routes with `admin_site` (None: the default one)."""
+
+    def configure_app(*args: Any, **kwargs: Any) -> Sanic:
+        app = _original_configure_app(*args, **kwargs)
+        add_project_routes(app, admin_site=admin_site)
+        return app
+
+    return configure_app
+
+
+configure_app = configure_app_with()
 
 
 def _fast_action_result_validation() -> None:
@@ -107,9 +115,10 @@ def _sqlite_write_ahead_log() -> None:
             cursor.close()
 
 
-def main() -> None:
-    """Run Rasa's CLI with the project's routes added."""
-    rasa.core.run.configure_app = configure_app
+def main(admin_site: Any = None) -> None:
+    """Run Rasa's CLI with the project's routes added; `admin_site` is the admin page's state
+    (bot.web.admin.AdminSite; None: the default one, with the real retrain and rollback)."""
+    rasa.core.run.configure_app = configure_app_with(admin_site)
     _fast_action_result_validation()
     _sqlite_write_ahead_log()
     from rasa.__main__ import main as rasa_main

@@ -21,9 +21,8 @@ and carry the session's CSRF token (form field `csrf_token` or header
 short-lived pre-session cookie (double submit).
 
 Retraining takes minutes: it runs in its own worker thread; its progress
-callback feeds the status that the page polls. KEPU_ADMIN_FAKE_RETRAIN=1 (or
-`reject`, `fail`) swaps in a short scripted fake retrain and rollback -- for the
-browser tests ONLY, never in production.
+callback feeds the status that the page polls. The retrain and rollback functions
+are passed into `AdminSite` (default: bot.staff.retrain's), so tests hand in their own.
 
 `python -m bot.web.admin create-user NAME` adds a staff account (the password
 is asked for twice); see also `set-password`, `unlock` and `list-users`.
@@ -39,7 +38,6 @@ import getpass
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import sys
@@ -71,7 +69,6 @@ SESSION_COOKIE = "kepu_admin_session"
 LOGIN_COOKIE = "kepu_admin_login"
 COOKIE_PATH = "/admin"
 MAX_FORM_BYTES = 256 * 1024
-FAKE_ENV = "KEPU_ADMIN_FAKE_RETRAIN"
 ADMIN_PREFIX = "/admin"
 CORS_EVALUATED = "_sanic_cors_e"  # sanic_cors.core.SANIC_CORS_EVALUATED: "headers already handled"
 
@@ -429,59 +426,29 @@ def _unanswered_cells(row: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- retrain job
 
 
-@dataclasses.dataclass
-class FakeRetrainResult:
-    """The shape of bot.staff.retrain.RetrainResult, for the test-only fake."""
-
-    deployed: bool
-    model: str
-    reason: str
-    seconds: float
-    gate: dict
-    steps: list[tuple[str, float]]
+Progress = Callable[[str, float], None]
+Retrain = Callable[..., Any]  # (progress=..., full=...) -> a result shaped like bot.staff.retrain.RetrainResult
+Rollback = Callable[[], str]  # () -> the model now live
 
 
-FAKE_STEPS = [("检查知识库", 0.1), ("生成训练数据", 0.3), ("训练模型", 0.55), ("评估模型（门槛检查）", 0.8),
-              ("部署新模型", 0.95)]
+def staff_retrain(progress: Progress | None = None, full: bool = False) -> Any:
+    """bot.staff.retrain.retrain, looked up when called (the staff library is imported on first use)."""
+    return _staff("retrain").retrain(progress=progress, full=full)
 
 
-def fake_retrain(progress: Callable[[str, float], None] | None = None, full: bool = False) -> FakeRetrainResult:
-    """TEST ONLY (KEPU_ADMIN_FAKE_RETRAIN): a scripted retrain of a few seconds that trains nothing."""
-    mode = os.environ.get(FAKE_ENV, "1")
-    delay = float(os.environ.get("KEPU_ADMIN_FAKE_RETRAIN_DELAY", "0.7"))
-    started = time.monotonic()
-    steps: list[tuple[str, float]] = []
-    for label, fraction in FAKE_STEPS:
-        if progress:
-            progress(label, fraction)
-        time.sleep(delay)
-        steps.append((label, round(time.monotonic() - started, 2)))
-        if mode == "fail" and fraction >= 0.5:
-            raise RuntimeError("（测试）训练过程出错")
-    deployed = mode != "reject"
-    if progress:
-        progress("完成", 1.0)
-    gate = {"candidate_accuracy": 0.97 if deployed else 0.81, "live_accuracy": 0.95, "passed": deployed,
-            "checks": [{"question": "（测试）新增的常见问题", "ok": deployed}]}
-    reason = "（测试）各项指标均达到门槛，已部署" if deployed else "（测试）候选模型准确率 81.0%，低于线上模型 95.0%，未部署，继续使用原模型"
-    return FakeRetrainResult(deployed=deployed, model="models/fake-test-model.tar.gz" if deployed else "",
-                             reason=reason, seconds=round(time.monotonic() - started, 2), gate=gate, steps=steps)
-
-
-def fake_rollback() -> str:
-    """TEST ONLY: a rollback that changes nothing."""
-    return "models/fake-previous-model.tar.gz"
-
-
-def fake_enabled() -> bool:
-    """True when the test-only fake retrain is switched on."""
-    return os.environ.get(FAKE_ENV, "") not in ("", "0")
+def staff_rollback() -> str:
+    """bot.staff.retrain.rollback, looked up when called."""
+    return _staff("retrain").rollback()
 
 
 class RetrainJob:
-    """The one retrain that may run at a time, in a worker thread; its status for polling."""
+    """The one retrain that may run at a time, in a worker thread; its status for polling.
 
-    def __init__(self) -> None:
+    `retrain(progress=..., full=...)` does the work (default: bot.staff.retrain.retrain).
+    """
+
+    def __init__(self, retrain: Retrain = staff_retrain) -> None:
+        self._retrain = retrain
         self._lock = threading.Lock()
         self._status: dict[str, Any] = {"state": "idle", "step": "", "progress": 0.0, "steps": [],
                                         "started_by": "", "started_at": None, "finished_at": None,
@@ -493,7 +460,6 @@ class RetrainJob:
         with self._lock:
             status = _jsonable(self._status)
         status["state_label"] = STATE_LABELS.get(status["state"], status["state"])
-        status["fake"] = fake_enabled()
         return status
 
     def running(self) -> bool:
@@ -527,8 +493,7 @@ class RetrainJob:
         kind = "完整训练" if full else "增量训练"
         audit(actor, "retrain.start", f"开始重新训练（{kind}）")
         try:
-            runner = fake_retrain if fake_enabled() else _staff("retrain").retrain
-            result = runner(progress=self._progress, full=full)
+            result = self._retrain(progress=self._progress, full=full)
             data = (dataclasses.asdict(result) if dataclasses.is_dataclass(result)
                     else {key: getattr(result, key, None)
                           for key in ("deployed", "model", "reason", "seconds", "gate", "steps")})
@@ -559,11 +524,16 @@ class RetrainJob:
 
 
 class AdminSite:
-    """The admin routes' state: the account store, the retrain job, the audit sink."""
+    """The admin routes' state: the account store, the retrain job, the rollback, the audit sink.
 
-    def __init__(self, auth: AdminAuth | None = None) -> None:
+    `retrain` and `rollback` default to bot.staff.retrain's; tests pass in their own.
+    """
+
+    def __init__(self, auth: AdminAuth | None = None, retrain: Retrain = staff_retrain,
+                 rollback: Rollback = staff_rollback) -> None:
         self._auth = auth
-        self.job = RetrainJob()
+        self.job = RetrainJob(retrain)
+        self._rollback = rollback
         self.rollback_lock = threading.Lock()
 
     @property
@@ -982,12 +952,9 @@ class AdminSite:
         running = status["state"] == "running"
         percent = int(round(status["progress"] * 100))
         steps = "".join(f"<li>{h(step['label'])}</li>" for step in status["steps"])
-        fake_note = ('<p class="adm-flash adm-bad">测试模式：KEPU_ADMIN_FAKE_RETRAIN 已开启，'
-                     '重新训练和回滚只是演示，不会改变模型。</p>') if status["fake"] else ""
         started = (f'由 {h(status["started_by"])} 于 {h(_fmt_time(status["started_at"]))} 开始'
                    if status["started_at"] else "")
-        body = f"""{fake_note}
-<p class="adm-lead">修改常见问题或知识库后，需要重新训练，机器人才会使用新内容。训练需要几分钟；新模型只有通过质量门槛才会部署，否则继续使用原模型。</p>
+        body = f"""<p class="adm-lead">修改常见问题或知识库后，需要重新训练，机器人才会使用新内容。训练需要几分钟；新模型只有通过质量门槛才会部署，否则继续使用原模型。</p>
 <form method="post" action="/admin/retrain" id="retrain-form" class="adm-form">
 {csrf_field(session)}
 <div class="adm-check"><input type="checkbox" id="retrain-full" name="full" value="1">
@@ -1037,8 +1004,7 @@ class AdminSite:
             return page(layout("回滚模型", '<p><a class="adm-button" href="/admin/retrain">返回</a></p>', session,
                                "/admin/retrain", error="正在重新训练或回滚，请稍后再试。"), 409)
         try:
-            runner = fake_rollback if fake_enabled() else _staff("retrain").rollback
-            model = await asyncio.to_thread(runner)
+            model = await asyncio.to_thread(self._rollback)
         except Exception as err:
             logger.exception("admin: rollback failed")
             await self.audit_async(session.user, "rollback", f"回滚失败：{err}")
@@ -1151,8 +1117,6 @@ def register_admin(app: Sanic, site: AdminSite | None = None) -> AdminSite:
                 logger.info("admin: created the first staff account from KEPU_ADMIN_USER")
         except Exception:
             logger.exception("admin: could not create the first staff account")
-        if fake_enabled():
-            logger.warning("admin: %s is set -- retrain and rollback are FAKE (tests only)", FAKE_ENV)
 
     return site
 

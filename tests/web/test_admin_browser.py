@@ -1,8 +1,10 @@
 """The staff admin page (/admin) against a running bot in real headless Chromium.
 
-The bot for these tests runs on its own ports, 5605 (actions 5655), started by
-the `admin_url` fixture with KEPU_ADMIN_FAKE_RETRAIN=1: retrain and rollback are
-then a short scripted fake (the real retrain is tested with bot/staff). Each
+The bot for these tests runs on a free port (KEPU_ADMIN_TEST_PORT overrides it),
+started by the `admin_url` fixture as `python -m tests.web.fake_server run ...`:
+the real server, with the admin page handed the scripted retrain and rollback of
+tests/web/fake_retrain.py (the real retrain is tested with bot/staff and
+tests/web/test_admin_real_retrain.py). No action server: the admin page needs none. Each
 test logs in as a throw-away staff account created directly in the database;
 failed-login records of that account and of 127.0.0.1 are cleared around every
 test, so the lock-out test does not lock out the others. knowledge/faq.yml is
@@ -11,11 +13,14 @@ restored after the FAQ test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
+import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,15 +33,16 @@ from playwright.sync_api import Page, expect
 
 from bot.staff.live import is_ready
 from bot.web.admin_auth import AdminAuth, shared_auth
-from tests.project_copy import serve_sh
+from tests.ports import free_port
+from tests.web import fake_retrain
 from tests.web.conftest import Recorder
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT = int(os.environ.get("KEPU_ADMIN_TEST_PORT", "5605"))
-ACTIONS_PORT = PORT + 50
+PORT = int(os.environ.get("KEPU_ADMIN_TEST_PORT") or free_port())
 BASE_URL = f"http://127.0.0.1:{PORT}"
+START_TIMEOUT = 240.0
 FAQ_FILE = ROOT / "knowledge" / "faq.yml"
 ELDER = "长者模式：大字体、高对比度"
 
@@ -56,21 +62,49 @@ PROTECTED_API = [("POST", "/admin/api/retrain"), ("GET", "/admin/api/retrain/sta
 # ---------------------------------------------------------------- fixtures
 
 
-def _serve(command: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KEPU_ADMIN_FAKE_RETRAIN": "1", "KEPU_ADMIN_FAKE_RETRAIN_DELAY": "0.6"}
-    return serve_sh(ROOT, command, PORT, ACTIONS_PORT, env=env, timeout=240)
+def _start_scripted_bot(log: Path) -> subprocess.Popen:
+    """The real server with the scripted retrain (tests/web/fake_server.py), as scripts/serve.sh runs it."""
+    model = (ROOT / "build" / "current_model").read_text(encoding="utf-8").strip()
+    command = [str(ROOT / ".venv" / "bin" / "python"), "-m", "tests.web.fake_server", "--step-seconds", "0.6",
+               "run", "--model", model, "--port", str(PORT), "--enable-api", "--auth-token", secrets.token_urlsafe(16),
+               "--cors", "*", "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(log, "wb") as out:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the process group this module started."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        if process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=wait)
+
+
+def _wait_until_ready(process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not is_ready(BASE_URL):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"could not start the bot on port {PORT}:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
-def admin_url() -> Iterator[str]:
-    """A bot with the fake retrain on port 5605, (re)started for this session."""
+def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A bot with the scripted retrain on its own port, started for this session."""
     if not (ROOT / "build" / "current_model").exists():
         pytest.fail("no trained model (build/current_model): run 'make train' first")
-    result = _serve("start")  # serve.sh stops a previous instance on this port first
-    if result.returncode != 0 or not is_ready(BASE_URL):
-        pytest.fail(f"could not start the bot on port {PORT}:\n{result.stdout}\n{result.stderr}")
-    yield BASE_URL
-    _serve("stop")
+    log = tmp_path_factory.mktemp("admin-bot") / "rasa.log"
+    process = _start_scripted_bot(log)
+    try:
+        _wait_until_ready(process, log)
+        yield BASE_URL
+    finally:
+        _stop(process)
 
 
 @pytest.fixture()
@@ -220,7 +254,7 @@ def test_cross_site_posts_are_refused(admin_url: str, staff: tuple[str, str]) ->
     assert status == 403
     # Nothing happened: the status is still readable and no retrain started by us.
     status, _, body = fetch(admin_url + "/admin/api/retrain/status", headers={"Cookie": cookie})
-    assert status == 200 and json.loads(body)["fake"] is True
+    assert status == 200 and json.loads(body)["started_by"] != staff[0]
     # Logout with the token works and ends the session.
     status, _, _ = fetch(admin_url + "/admin/logout", "POST", urlencode({"csrf_token": csrf}).encode(),
                          {**form, "Origin": admin_url})
@@ -279,10 +313,9 @@ def test_login_logout_and_the_audit_log(page: Page, admin_url: str, staff: tuple
 # ---------------------------------------------------------------- browser: retrain
 
 
-def test_fake_retrain_shows_live_progress_and_the_verdict(page: Page, admin_url: str, staff: tuple[str, str],
-                                                          screenshots: Path) -> None:
+def test_retrain_shows_live_progress_and_the_verdict(page: Page, admin_url: str, staff: tuple[str, str],
+                                                     screenshots: Path) -> None:
     login(page, admin_url, *staff, path="/admin/retrain")
-    expect(page.get_by_text("测试模式：KEPU_ADMIN_FAKE_RETRAIN 已开启")).to_be_visible()
     bar = page.get_by_role("progressbar")
     page.get_by_role("button", name="开始重新训练").click()
     expect(page.get_by_role("button", name="开始重新训练")).to_be_disabled()
@@ -294,7 +327,7 @@ def test_fake_retrain_shows_live_progress_and_the_verdict(page: Page, admin_url:
         page.wait_for_timeout(250)
     steps = sorted(set(seen))
     assert len(steps) >= 3 and 0 < steps[1] < 100, seen  # the bar moved through intermediate values
-    expect(page.locator("#retrain-verdict")).to_contain_text("已部署新模型：models/fake-test-model.tar.gz")
+    expect(page.locator("#retrain-verdict")).to_contain_text(f"已部署新模型：{fake_retrain.DEPLOYED_MODEL}")
     expect(page.locator("#retrain-verdict")).to_contain_text("各项指标均达到门槛")
     expect(page.locator("#retrain-verdict")).to_contain_text("候选模型准确率97.0%")
     expect(page.locator("#retrain-verdict")).to_contain_text("共 1 项，未通过 0 项")
@@ -308,7 +341,7 @@ def test_fake_retrain_shows_live_progress_and_the_verdict(page: Page, admin_url:
     # Rollback goes through a confirmation page.
     page.get_by_role("link", name="回滚到上一个模型…").click()
     page.get_by_role("button", name="确认回滚").click()
-    expect(page.get_by_role("status")).to_contain_text("已回滚到模型 models/fake-previous-model.tar.gz")
+    expect(page.get_by_role("status")).to_contain_text(f"已回滚到模型 {fake_retrain.PREVIOUS_MODEL}")
     page.get_by_role("link", name="操作记录").click()
     mine = page.locator("tbody tr", has=page.locator("td", has_text=staff[0]))
     expect(mine.filter(has_text="开始重新训练")).to_have_count(1)

@@ -1,8 +1,9 @@
-"""Admin page helpers without a server: the retrain job (with the test-only fake),
-the gate summary, audit details, times and the origin check."""
+"""Admin page helpers without a server: the retrain job and rollback (with the scripted ones of
+tests/web/fake_retrain.py handed in), the gate summary, audit details, times and the origin check."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from types import SimpleNamespace
@@ -11,41 +12,75 @@ import pytest
 
 from bot.web import admin
 from bot.web.proxies import client_address, forwarded_https, parse_networks
+from tests.web.fake_retrain import STEPS, ScriptedRetrain
 
 
-def run_job(monkeypatch: pytest.MonkeyPatch, mode: str) -> tuple[dict, list[tuple[str, str, str]]]:
-    monkeypatch.setenv("KEPU_ADMIN_FAKE_RETRAIN", mode)
-    monkeypatch.setenv("KEPU_ADMIN_FAKE_RETRAIN_DELAY", "0.01")
-    job = admin.RetrainJob()
+def run_job(retrain: ScriptedRetrain, full: bool = False) -> tuple[dict, list[tuple[str, str, str]]]:
+    job = admin.RetrainJob(retrain)
     audited: list[tuple[str, str, str]] = []
-    assert job.start("zhangsan", False, lambda *row: audited.append(row))
+    assert job.start("zhangsan", full, lambda *row: audited.append(row))
     assert not job.start("lisi", False, lambda *row: audited.append(row))  # one at a time
     job.join(10)
     return job.snapshot(), audited
 
 
-def test_fake_retrain_deploys(monkeypatch: pytest.MonkeyPatch) -> None:
-    status, audited = run_job(monkeypatch, "1")
-    assert status["state"] == "done" and status["fake"] and status["progress"] == 1.0
-    assert [s["label"] for s in status["steps"]][:3] == ["检查知识库", "生成训练数据", "训练模型"]
-    assert status["result"]["deployed"] and status["result"]["model"] == "models/fake-test-model.tar.gz"
-    assert ["质量门", "通过"] in status["result"]["gate_rows"]
+def test_a_deployed_retrain_reports_every_step_and_the_verdict() -> None:
+    retrain = ScriptedRetrain("deploy")
+    status, audited = run_job(retrain, full=True)
+    assert retrain.calls == [True]  # the job ran the retrain it was given, with the page's choice
+    assert status["state"] == "done" and status["progress"] == 1.0 and status["full"]
+    assert [s["label"] for s in status["steps"]] == [label for label, _ in STEPS] + ["完成"]
+    assert [s["progress"] for s in status["steps"]] == [fraction for _, fraction in STEPS] + [1.0]
+    result = status["result"]
+    assert result["deployed"] and ["质量门", "通过"] in result["gate_rows"]
+    assert ["候选模型准确率", "97.0%"] in result["gate_rows"] and ["线上模型准确率", "95.0%"] in result["gate_rows"]
     assert [a[:2] for a in audited] == [("zhangsan", "retrain.start"), ("zhangsan", "retrain.done")]
-    assert "已部署新模型" in audited[1][2]
+    assert audited[0][2] == "开始重新训练（完整训练）"
+    assert audited[1][2].startswith(f"重新训练完成，已部署新模型 {result['model']}")
+    html = admin.AdminSite()._verdict_html(status)
+    assert f'<p class="adm-verdict adm-ok">已部署新模型：{result["model"]}</p>' in html
+    assert "<dt>质量门</dt><dd>通过</dd>" in html and f"原因：{result['reason']}" in html
 
 
-def test_fake_retrain_rejected_by_the_gate(monkeypatch: pytest.MonkeyPatch) -> None:
-    status, audited = run_job(monkeypatch, "reject")
+def test_a_retrain_rejected_by_the_gate_keeps_the_old_model() -> None:
+    status, audited = run_job(ScriptedRetrain("reject"))
     assert status["state"] == "done" and not status["result"]["deployed"]
     assert ["质量门", "未通过"] in status["result"]["gate_rows"]
-    assert "未部署新模型" in audited[-1][2]
-    assert "未部署新模型" in admin.AdminSite()._verdict_html(status)
+    assert audited[-1][2].startswith(f"重新训练完成，未部署新模型：{status['result']['reason']}")
+    html = admin.AdminSite()._verdict_html(status)
+    assert '<p class="adm-verdict adm-bad">未部署新模型，继续使用原模型。</p>' in html
+    assert "<dt>质量门</dt><dd>未通过</dd>" in html
 
 
-def test_failed_retrain_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    status, audited = run_job(monkeypatch, "fail")
-    assert status["state"] == "failed" and "重新训练失败" in status["error"]
-    assert audited[-1][1] == "retrain.failed"
+def test_failed_retrain_is_reported_not_raised() -> None:
+    status, audited = run_job(ScriptedRetrain("fail"))
+    assert status["state"] == "failed" and status["error"] == "重新训练失败：（测试）训练过程出错"
+    assert [s["label"] for s in status["steps"]] == [label for label, _ in STEPS[:3]]  # stopped at the error
+    assert audited[-1][1:] == ("retrain.failed", "重新训练失败：（测试）训练过程出错")
+    assert admin.AdminSite()._verdict_html(status) == \
+        '<p class="adm-verdict adm-bad">重新训练失败：（测试）训练过程出错</p>'
+
+
+def test_the_site_runs_the_retrain_and_rollback_it_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    rollbacks: list[str] = []
+
+    def rollback() -> str:
+        rollbacks.append("called")
+        return "models/given-previous.tar.gz"
+
+    retrain = ScriptedRetrain("deploy")
+    site = admin.AdminSite(retrain=retrain, rollback=rollback)
+    audited: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(admin.AdminSite, "audit", staticmethod(lambda *row: audited.append(row)))
+    assert site.job.start("zhangsan", False, site.audit)
+    site.job.join(10)
+    assert retrain.calls == [False] and site.job.snapshot()["result"]["deployed"]
+    session = admin.Session(user="zhangsan", csrf="c", expires_at=0.0)
+    request = SimpleNamespace(method="POST")
+    answer = asyncio.run(site.rollback(request, session))  # type: ignore[arg-type]
+    assert rollbacks == ["called"] and answer.status == 200
+    assert "已回滚到模型 models/given-previous.tar.gz。" in answer.body.decode()
+    assert ("zhangsan", "rollback", "回滚到模型 models/given-previous.tar.gz") in audited
 
 
 def test_gate_rows_of_the_real_gate_shape() -> None:
