@@ -99,10 +99,11 @@ def run_set(url: str, name: str) -> dict:
     return summary
 
 
-# Regression floors of the dev set (measured 2026-12-02 on 1 733 turns: answered 96.1%, refused
-# 94.2%, follow-up 92.6%, less a margin for retraining noise). The targets are for the
-# holdout, which `make eval` reports; dev holds the old suite and the studied sets A, B and D.
-DEV_FLOORS = {"answered": 0.94, "oos_refused": 0.92, "followup": 0.88}
+# Regression floors of the dev set (measured 2026-12-02 on 3 306 turns: answered 94.1%, refused
+# 90.9%, follow-up 87.2%, less a margin for retraining noise). The targets are for the
+# holdout, which `make eval` reports; dev holds the old suite and the studied sets A, B, C, D, F, G
+# plus the leaked (unstudied) parts of the holdouts.
+DEV_FLOORS = {"answered": 0.92, "oos_refused": 0.88, "followup": 0.84}
 
 
 def test_dev_conversations_do_not_regress(live_url):
