@@ -4,7 +4,8 @@
 
 The NLU readings come from a running server's /model/parse (the API token in build/api_token),
 so every variant sees the same classifier output; the dialogue runs in this process with the
-mechanism switched off: pinyin (speller and pinyin retrieval terms), retrieval, grounding.
+mechanism switched off: pinyin (speller and pinyin retrieval terms), retrieval, grounding,
+several (questions of one message answered one by one).
 A measurement, not a test.
 """
 
@@ -88,6 +89,11 @@ def switched_off(name: str) -> Iterator[None]:
     elif name == "retrieval":
         saved = [(resolvers, "_search", resolvers._search)]
         resolvers._search = lambda frame, among="": []
+    elif name == "several":
+        import bot.dialogue as dialogue
+
+        saved = [(dialogue, "question_parts", dialogue.question_parts)]
+        dialogue.question_parts = lambda text, lex, kb: []
     elif name == "grounding":
         saved = [(understanding, "foreign_words", understanding.foreign_words)]
         understanding.foreign_words = lambda text, known, lex: []
@@ -105,11 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:5005")
     parser.add_argument("--set", default="dev")
+    parser.add_argument("--only", default="", help="comma-separated mechanisms to switch off")
     args = parser.parse_args(argv)
     conversations = evaluation.load_set(args.set)
     parse = _parser_for(args.url)
     print("all mechanisms     ", play(conversations, parse))
-    for name in ("pinyin", "retrieval", "grounding"):
+    parser_names = args.only.split(",") if args.only else ("pinyin", "retrieval", "grounding", "several")
+    for name in parser_names:
         with switched_off(name):
             print(f"without {name:<11}", play(conversations, parse))
     return 0
