@@ -120,7 +120,10 @@ def variants(kb: KnowledgeSet, root: Path, knowledge_dir: Path) -> dict:
     taken = {k for k, (_, _, file) in found.items() if file != f"data/{VARIANTS_FILE}"}
     taken |= {augment.key(q) for faq in kb.faqs for q in faq.questions}
     written = [(intent, text) for intent, text, file in found.values() if not file.startswith("data/generated/")]
-    words = augment.load_variants(knowledge_dir / "variants.yml")
+    lists = knowledge_dir / "variants.yml"
+    # The word lists say how people type, not what the notice says: a knowledge folder without
+    # its own (a test's copy of the FAQs) uses the project's.
+    words = augment.load_variants(lists if lists.exists() else ROOT / "knowledge" / "variants.yml")
     by_intent = augment.example_variants(written, words, frozenset(lexicon().generic_words), taken)
     by_intent.setdefault("out_of_scope", []).extend(augment.oos_questions(words, taken))
     return {"version": "3.1", "nlu": [
