@@ -16,7 +16,7 @@ from bot.dialogue.reading import next_steps_entities, read, remembered
 from bot.dialogue.retrieval import Hit, index_for
 from bot.dialogue.topics import HANDLERS, RELEVANT, answer, facts_reply, first, others_hint
 from bot.dialogue.types import Frame, Reply
-from bot.dialogue.understand import _gazetteer, unstated_details
+from bot.dialogue.understand import _gazetteer, per_kb, unstated_details
 from bot.faq import MIN_CONFIDENCE, is_expired, matcher_for
 from bot.knowledge.answers import citation, fill, fmt_date, joint_action_facts, render, short
 from bot.text import is_meaningful
@@ -618,10 +618,9 @@ SPAN_MAX_FACTS = 2
 
 
 def _fact_texts(kb) -> dict[str, str]:
-    cache = kb.__dict__.setdefault("_bare_fact_texts", {})
-    if not cache:
-        cache.update({f.id: _BARE.sub("", fill(f.answer, f, kb)) for f in kb.facts.values()})
-    return cache
+    """Every fact's filled answer without punctuation, built once per knowledge set."""
+    return per_kb("bare-fact-texts", kb,
+                  lambda: {f.id: _BARE.sub("", fill(f.answer, f, kb)) for f in kb.facts.values()})
 
 
 def _containing(frame: Frame, span: str) -> list[str]:
