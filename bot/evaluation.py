@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import hashlib
 import json
 import math
 import os
@@ -129,6 +130,31 @@ def load_conversations(directory: Path) -> list[Conversation]:
             seen[conv.id] = path.name
             out.append(conv)
     return out
+
+
+def sample(conversations: list[Conversation], turns: int) -> list[Conversation]:
+    """A fixed subset of about `turns` user turns, drawn from every (file, group) stratum in proportion.
+
+    Whole conversations are kept (a follow-up needs its earlier turns); within a stratum they are
+    ranked by a hash of their id, so the subset is the same on every run and machine and only
+    changes where the suite does. `turns` <= 0 or at least the suite's size: all of them.
+    """
+    total = sum(len(c.turns) for c in conversations)
+    if turns <= 0 or turns >= total:
+        return list(conversations)
+    strata: dict[tuple[str, str], list[Conversation]] = {}
+    for conv in conversations:
+        strata.setdefault((conv.file, conv.group), []).append(conv)
+    chosen: set[str] = set()
+    for members in strata.values():
+        quota = max(1, round(turns * sum(len(c.turns) for c in members) / total))
+        taken = 0
+        for conv in sorted(members, key=lambda c: hashlib.sha1(c.id.encode("utf-8")).hexdigest()):
+            if taken >= quota:
+                break
+            chosen.add(conv.id)
+            taken += len(conv.turns)
+    return [c for c in conversations if c.id in chosen]
 
 
 def load_set(name: str, root: Path = CONVERSATIONS) -> list[Conversation]:

@@ -2,8 +2,9 @@
 
     validate (load_knowledge) -> build the knowledge DB -> generate data/generated/*
     -> train (finetune the live model when only knowledge/faq.yml changed, else full)
-    -> gate: serve the candidate on a spare port, run the dev conversation suite
-       (tests/conversations/dev; never the holdout) against it, pair its turns with
+    -> gate: serve the candidate on a spare port, run a fixed stratified subset of the dev
+       conversation suite (tests/conversations/dev, KEPU_GATE_TURNS turns; never the
+       holdout) against it, pair its turns with
        the live model's on the same suite
     -> deploy: PUT /model on every live server (KEPU_LIVE_URLS), smoke question,
        build/current_model, build/model_history.json (for rollback()).
@@ -68,6 +69,9 @@ TRAIN_LOG = BUILD / "retrain-train.log"
 GENERATED_FAQ = "data/generated/faq.yml"
 CONVERSATIONS = ROOT / "tests" / "conversations" / "dev"  # the gate never sees the holdout set
 GATE_ALPHA = 0.05
+# The gate plays a fixed stratified subset of the dev suite (evaluation.sample): the whole suite
+# (3 300 turns) twice would cost more than the training itself. KEPU_GATE_TURNS=0 plays all of it.
+GATE_TURNS = 1000
 EPOCH_FRACTION = 0.3
 # Rough share of the whole run each step takes, for the progress bar.
 PHASES = {"validate": (0.0, 0.02), "build_kb": (0.02, 0.03), "generate": (0.03, 0.05),
@@ -173,7 +177,7 @@ def model_fingerprint(model: str) -> str:
 def suite_fingerprint() -> str:
     """A fingerprint of the dev conversations and of how turns are judged
     (scores are only comparable on the same suite, judged the same way)."""
-    digest = hashlib.sha256(evaluation.JUDGE_VERSION.encode())
+    digest = hashlib.sha256(f"{evaluation.JUDGE_VERSION}:{gate_turns()}".encode())
     for path in sorted(CONVERSATIONS.glob("*.yml")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -294,6 +298,19 @@ def compare(live: dict[str, Any] | None, candidate: dict[str, Any], alpha: float
             "worse": b > c and p < alpha}
 
 
+def gate_turns() -> int:
+    """About how many dev turns the gate plays (KEPU_GATE_TURNS, default GATE_TURNS; 0: all)."""
+    try:
+        return max(0, int(os.environ.get("KEPU_GATE_TURNS") or GATE_TURNS))
+    except ValueError:
+        return GATE_TURNS
+
+
+def gate_suite() -> list[evaluation.Conversation]:
+    """The dev conversations the gate plays: the same fixed subset for the live model and the candidate."""
+    return evaluation.sample(evaluation.load_conversations(CONVERSATIONS), gate_turns())
+
+
 def _gate_ports() -> tuple[int, int]:
     return int(os.environ.get("KEPU_GATE_PORT") or 5405), int(os.environ.get("KEPU_GATE_ACTIONS_PORT") or 5455)
 
@@ -355,7 +372,7 @@ def measure(model: str, checks: list[Check] | None = None, steps: _Steps | None 
     """
     port, _ = _gate_ports()
     url = f"http://127.0.0.1:{port}"
-    conversations = evaluation.load_conversations(CONVERSATIONS)
+    conversations = gate_suite()
     key_facts = evaluation.key_facts_of(ROOT / "knowledge")
     if steps:
         steps.report(f"{label}：启动 / starting", "gate", span[0])

@@ -45,6 +45,20 @@ def test_dev_files_get_their_expectations_from_the_conversation_kind() -> None:
     assert any(c.is_followup and len(c.turns) > 1 for c in dev)
 
 
+def test_the_gate_sample_is_fixed_stratified_and_keeps_whole_conversations() -> None:
+    dev = ev.load_set("dev")
+    total = sum(len(c.turns) for c in dev)
+    subset = ev.sample(dev, 1000)
+    turns = sum(len(c.turns) for c in subset)
+    assert 900 <= turns <= 1200 < total
+    assert [c.id for c in ev.sample(dev, 1000)] == [c.id for c in subset]  # the same on every run
+    kept = {c.id: c for c in subset}
+    assert all(kept[c.id] == c for c in dev if c.id in kept)  # whole conversations, not cut turns
+    # Every (file, group) stratum of the suite is represented, follow-ups included.
+    assert {(c.file, c.group) for c in subset} == {(c.file, c.group) for c in dev}
+    assert ev.sample(dev, 0) == dev and ev.sample(dev, total) == dev
+
+
 def test_holdout_format_is_read(tmp_path: Path) -> None:
     (tmp_path / "a.yml").write_text(textwrap.dedent("""\
         conversations:

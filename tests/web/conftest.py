@@ -73,9 +73,13 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     stop_front(started)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Headless Debian Chromium, shared by all tests of the session."""
+    """Headless Debian Chromium, shared by the tests of one module.
+
+    Not per session: Playwright's sync API keeps its event loop marked as running in this thread
+    until it is stopped, so the asyncio tests of a later module (pytest-asyncio) would find a
+    running loop and fail to start their own."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run 'make test-deps' (apt-get install chromium fonts-noto-cjk)")
     from playwright.sync_api import sync_playwright
