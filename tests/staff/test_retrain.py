@@ -299,7 +299,7 @@ def test_a_cached_score_without_outcomes_is_measured_again(project, fakes):
     assert "outcomes" in retrain._read_json(retrain.SCORES, {})[live_name]
 
 
-def test_measure_runs_the_dev_suite_only_and_records_every_turn(project, monkeypatch):
+def test_measure_runs_the_gate_subset_of_dev_only_and_records_every_turn(project, monkeypatch):
     holdout = project / "tests" / "conversations" / "holdout"
     holdout.mkdir(exist_ok=True)
     (holdout / "set_x.yml").write_text(
@@ -329,7 +329,9 @@ def test_measure_runs_the_dev_suite_only_and_records_every_turn(project, monkeyp
     monkeypatch.setattr(evaluation, "run_suite", run_suite)
     result = retrain.measure("models/kepu-x.tar.gz")
     dev = evaluation.load_set("dev", project / "tests" / "conversations")
-    assert set(result["outcomes"]) == {f"{c.id}#{i}" for c in dev for i in range(len(c.turns))}
+    played = evaluation.sample(dev, retrain.GATE_TURNS)
+    assert set(result["outcomes"]) == {f"{c.id}#{i}" for c in played for i in range(len(c.turns))}
+    assert result["turns"] == sum(len(c.turns) for c in played) < sum(len(c.turns) for c in dev)
     holdout_ids = {c.id for c in evaluation.load_set("holdout")}
     assert holdout_ids and not any(key.split("#")[0] in holdout_ids for key in result["outcomes"])
     assert result["turns"] == len(result["outcomes"]) >= 300 and served == ["stop", "start", "stop"]
