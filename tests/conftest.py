@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,27 @@ from bot.knowledge.model import KnowledgeSet
 ROOT = Path(__file__).resolve().parents[1]
 KNOWLEDGE = ROOT / "knowledge"
 AFTER_EVERYTHING = dt.date(2026, 11, 29)
+
+
+@pytest.fixture(scope="session")
+def checkout_bot() -> Iterator[str]:
+    """The checkout's own bot (trained model, action server) for the whole session, on free ports
+    (KEPU_WEB_TEST_PORT / KEPU_WEB_TEST_ACTIONS_PORT override them); never a server already running,
+    which may serve another checkout's model. One for the end-to-end and the browser tests: a Rasa
+    start costs about 25 s."""
+    from bot.staff.live import is_ready
+    from tests.ports import web_test_ports
+    from tests.project_copy import serve_sh
+
+    if not (ROOT / "build" / "current_model").exists():
+        pytest.fail("no trained model (build/current_model): run 'make train' first")
+    port, actions = web_test_ports(os.environ)
+    url = f"http://127.0.0.1:{port}"
+    result = serve_sh(ROOT, "start", port, actions, timeout=400)
+    if result.returncode != 0 or not is_ready(url):
+        pytest.fail(f"could not start the bot on port {port}:\n{result.stdout}\n{result.stderr}")
+    yield url
+    serve_sh(ROOT, "stop", port, actions)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Fixtures for the widget's browser tests: a running bot on a test port and a
 real headless Chromium (Debian's /usr/bin/chromium, never a downloaded browser).
 
-- `web_url`: the bot with the trained model on KEPU_WEB_TEST_PORT (default: a free
+- `web_url`: the checkout's bot (tests/conftest.py: checkout_bot) on KEPU_WEB_TEST_PORT (default: a free
   port; actions on KEPU_WEB_TEST_ACTIONS_PORT, default another free port), started
   with scripts/serve.sh for the session and stopped at the end -- never a server
   some other checkout or person started;
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +25,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.staff.live import is_ready
-from tests.ports import web_test_ports
-from tests.project_copy import serve_sh
 from tests.web.front import Front, start_front, stop_front
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,25 +33,13 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-PORT, ACTIONS_PORT = web_test_ports(os.environ)
-BASE_URL = f"http://127.0.0.1:{PORT}"
 SCREENSHOTS = ROOT / "results" / "screenshots"
 
 
-def _serve(command: str) -> subprocess.CompletedProcess:
-    return serve_sh(ROOT, command, PORT, ACTIONS_PORT, timeout=180)
-
-
 @pytest.fixture(scope="session")
-def web_url() -> Iterator[str]:
-    """The bot's base URL; its servers are started for the session and stopped at the end."""
-    if not (ROOT / "build" / "current_model").exists():
-        pytest.fail("no trained model (build/current_model): run 'make train' first")
-    result = _serve("start")  # serve.sh first stops this checkout's previous instance on PORT
-    if result.returncode != 0 or not is_ready(BASE_URL):
-        pytest.fail(f"could not start the bot on port {PORT}:\n{result.stdout}\n{result.stderr}")
-    yield BASE_URL
-    _serve("stop")
+def web_url(checkout_bot: str) -> str:
+    """The bot's base URL: the checkout's bot of tests/conftest.py, started for the session."""
+    return checkout_bot
 
 
 FRONT_STAFF = ("e2e-front", "front-password-" + os.urandom(6).hex())

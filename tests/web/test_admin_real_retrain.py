@@ -33,11 +33,15 @@ QUESTIONS = ["小朋友可以参加科普日活动吗", "孩子能去科普日�
              "学龄前儿童能参加科普日吗", "科普日有没有年龄限制"]
 ANSWER = "欢迎家长带孩子参加科普日活动，请照看好孩子的安全。"
 UNSEEN = "带孩子去科普日活动可以吗"
+# This test is about the admin page through a real retrain, gate and hot swap; the gate's default
+# suite (GATE_TURNS) and its statistics are exercised by tests/staff/test_e2e_staff.py and
+# tests/staff/test_retrain.py, so here it plays a smaller fixed subset of dev.
+ENV = {"KEPU_GATE_TURNS": "300"}
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectCopy]:
-    with running_copy(tmp_path_factory.mktemp("kepu-admin") / "main", PORT, GATE_PORT) as copy:
+    with running_copy(tmp_path_factory.mktemp("kepu-admin") / "main", PORT, GATE_PORT, ENV) as copy:
         yield copy
 
 
