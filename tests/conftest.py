@@ -23,11 +23,13 @@ AFTER_EVERYTHING = dt.date(2026, 11, 29)
 
 
 @pytest.fixture(scope="session")
-def checkout_bot() -> Iterator[str]:
+def checkout_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The checkout's own bot (trained model, action server) for the whole session, on free ports
     (KEPU_WEB_TEST_PORT / KEPU_WEB_TEST_ACTIONS_PORT override them); never a server already running,
     which may serve another checkout's model. One for the end-to-end and the browser tests: a Rasa
-    start costs about 25 s."""
+    start costs about 25 s. Its conversations go to a fresh SQLite file of this session, not to
+    build/conversations.db: a test's sender id never meets a conversation of an earlier run (Rasa
+    keeps a session for 60 minutes), and test questions stay out of the staff reports."""
     from bot.staff.live import is_ready
     from tests.ports import web_test_ports
     from tests.project_copy import serve_sh
@@ -36,7 +38,14 @@ def checkout_bot() -> Iterator[str]:
         pytest.fail("no trained model (build/current_model): run 'make train' first")
     port, actions = web_test_ports(os.environ)
     url = f"http://127.0.0.1:{port}"
-    result = serve_sh(ROOT, "start", port, actions, timeout=400)
+    folder = tmp_path_factory.mktemp("checkout-bot")
+    endpoints = (ROOT / "endpoints.yml").read_text(encoding="utf-8")
+    if "db: build/conversations.db" not in endpoints:
+        pytest.fail("endpoints.yml no longer keeps conversations in build/conversations.db: update this fixture")
+    (folder / "endpoints.yml").write_text(
+        endpoints.replace("db: build/conversations.db", f"db: {folder / 'conversations.db'}"), encoding="utf-8")
+    env = {**os.environ, "RASA_ENDPOINTS": str(folder / "endpoints.yml")}
+    result = serve_sh(ROOT, "start", port, actions, env=env, timeout=400)
     if result.returncode != 0 or not is_ready(url):
         pytest.fail(f"could not start the bot on port {port}:\n{result.stdout}\n{result.stderr}")
     yield url

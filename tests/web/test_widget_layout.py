@@ -280,10 +280,13 @@ def test_retried_answer_lands_under_its_question(make_page: Any, front: Front) -
     # A second question is answered (by the front's own REST channel) while the first stays failed.
     page.locator(".kepu-input").fill("截止日期是什么时候")
     page.locator(".kepu-input").press("Enter")
-    expect(page.locator(".kepu-bot")).to_have_count(2)
+    # Answers only: the typing indicator is a .kepu-bot message too, shown while a request is pending.
+    answers = page.locator(".kepu-bot:not(.kepu-typing)")
+    expect(answers).to_have_count(2)
     page.get_by_text("发送失败，点击重试").click()
-    expect(page.locator(".kepu-bot")).to_have_count(3)
-    order_js = f"""() => [...{SHADOW}.querySelectorAll('.kepu-msg')].map(m =>
+    expect(answers).to_have_count(3)
+    expect(page.locator(".kepu-typing")).to_have_count(0)
+    order_js = f"""() => [...{SHADOW}.querySelectorAll('.kepu-msg:not(.kepu-typing)')].map(m =>
         m.classList.contains('kepu-user') ? 'user:' + m.querySelector('.kepu-bubble').lastChild.data : 'bot')"""
     expected = ["bot", f"user:{first}", "bot", "user:截止日期是什么时候", "bot"]
     assert page.evaluate(order_js) == expected
@@ -291,7 +294,7 @@ def test_retried_answer_lands_under_its_question(make_page: Any, front: Front) -
                           ".map(m => m.role === 'user' ? 'user:' + m.text : 'bot:' + (m.question || ''))")
     assert saved == ["bot:", f"user:{first}", f"bot:{first}", "user:截止日期是什么时候", "bot:截止日期是什么时候"]
     page.reload()
-    expect(page.locator(".kepu-bot")).to_have_count(3)
+    expect(answers).to_have_count(3)
     assert page.evaluate(order_js) == expected
 
 
