@@ -12,6 +12,7 @@ Everything else is Rasa's, unchanged (REST channel, HTTP API with token auth).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -123,8 +124,22 @@ def main(admin_site: Any = None) -> None:
     _sqlite_write_ahead_log()
     from rasa.__main__ import main as rasa_main
 
-    sys.argv = ["rasa", *sys.argv[1:]]
+    sys.argv = ["rasa", *sys.argv[1:], *_token_arguments(sys.argv[1:], os.environ)]
     rasa_main()
+
+
+def _token_arguments(argv: list[str], environ: Any) -> list[str]:
+    """`--auth-token <KEPU_API_TOKEN>` for Rasa's parser, taken out of the environment.
+
+    Rasa reads its API token only from the command line, which `ps` shows every user of the
+    machine. scripts/serve.sh passes it in KEPU_API_TOKEN instead; it is added to this process's
+    own argument list (not the one the kernel shows) and removed from the environment, so the
+    action server and training subprocesses do not inherit it. An explicit --auth-token wins.
+    """
+    token = environ.pop("KEPU_API_TOKEN", "")
+    if not token or any(a == "--auth-token" or a.startswith("--auth-token=") for a in argv):
+        return []
+    return ["--auth-token", token]
 
 
 if __name__ == "__main__":

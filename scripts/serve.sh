@@ -40,11 +40,16 @@ start() {
     sed "s#127.0.0.1:5055#127.0.0.1:$ACTIONS_PORT#" "$endpoints" > "$run/endpoints.yml"
     endpoints="$run/endpoints.yml"
   fi
+  # The action server takes any tracker it is sent and has no token: loopback only (rasa_sdk reads
+  # SANIC_HOST; ACTIONS_HOST=0.0.0.0 for an action server on another machine, behind a firewall).
+  SANIC_HOST="${ACTIONS_HOST:-127.0.0.1}" \
   .venv/bin/python -m rasa_sdk --actions actions --port "$ACTIONS_PORT" > "$run/actions.log" 2>&1 &
   echo $! > "$run/actions.pid"
-  ACTION_ENDPOINT_URL="http://127.0.0.1:$ACTIONS_PORT/webhook" \
+  # The API token goes in through the environment (bot.server reads KEPU_API_TOKEN), never on the
+  # command line, where every user of the machine could read it with ps.
+  KEPU_API_TOKEN="$(token)" ACTION_ENDPOINT_URL="http://127.0.0.1:$ACTIONS_PORT/webhook" \
   .venv/bin/python -m bot.server run --model "$model" --port "$RASA_PORT" \
-    --enable-api --auth-token "$(token)" --cors "*" \
+    --enable-api --cors "*" \
     --credentials credentials.yml --endpoints "$endpoints" > "$run/rasa.log" 2>&1 &
   echo $! > "$run/rasa.pid"
   for _ in $(seq 1 240); do

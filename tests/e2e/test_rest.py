@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -40,6 +43,48 @@ def test_status_is_public_and_api_needs_token(live_url):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{live_url}/conversations/x/tracker", timeout=5)
     assert err.value.code == 401
+
+
+def _outward_address() -> str | None:
+    """This host's address on its outward interface (no packet is sent), or None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("203.0.113.1", 9))  # TEST-NET-3: routing only
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_the_action_server_listens_on_loopback_only(live_url):
+    port = int(urlsplit(live_url).port or 0)
+    endpoints = (ROOT / "build" / f"run-{port}" / "endpoints.yml").read_text(encoding="utf-8")
+    actions = int(re.search(r"127\.0\.0\.1:(\d+)/webhook", endpoints).group(1))
+    assert _answers("127.0.0.1", actions)
+    outward = _outward_address()
+    if outward is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to try")
+    assert _answers(outward, port), "the Rasa server itself should answer on every interface"
+    assert not _answers(outward, actions), f"the action server answers on {outward}:{actions}"
+
+
+def test_the_api_token_is_not_on_the_command_line(live_url):
+    port = int(urlsplit(live_url).port or 0)
+    pid = (ROOT / "build" / f"run-{port}" / "rasa.pid").read_text().strip()
+    token = (ROOT / "build" / "api_token").read_text().strip()
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
+    assert "bot.server" in cmdline and token not in cmdline
+    request = urllib.request.Request(f"{live_url}/conversations/x/tracker?token={token}")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200  # the server was given the token all the same
 
 
 def test_deadline_question(live_url):
