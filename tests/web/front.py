@@ -69,9 +69,18 @@ def _build_knowledge(env: dict[str, str]) -> None:
         raise RuntimeError(f"knowledge build failed:\n{done.stdout}\n{done.stderr}")
 
 
-def start_front(folder: Path, extra_env: dict[str, str] | None = None, prefix: list[str] | None = None) -> Front:
-    """Build the knowledge database in `folder` and start the web front on a free port."""
+def start_front(folder: Path, extra_env: dict[str, str] | None = None, prefix: list[str] | None = None,
+                with_model: bool = True) -> Front:
+    """Build the knowledge database in `folder` and start the web front on a free port.
+
+    `--model` names a path that does not exist, so Rasa falls back to the checkout's newest model in
+    models/ and the REST channel answers. `with_model=False` makes that path an empty folder: Rasa
+    then loads no model at all (GET /status is 503, the web pages and the admin work), which is
+    what the admin-only tests need, and it starts in seconds. (Measured: under faketime, loading the
+    model sometimes did not finish within START_TIMEOUT in a full `make test`.)"""
     folder.mkdir(parents=True, exist_ok=True)
+    if not with_model:
+        (folder / "no-model").mkdir(exist_ok=True)
     tracker_db = folder / "conversations.db"
     db_url, tracker_url = f"sqlite:///{folder / 'knowledge.db'}", f"sqlite:///{tracker_db}"
     env = _environment(folder, db_url, tracker_url, dict(extra_env or {}))

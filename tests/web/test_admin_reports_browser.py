@@ -69,7 +69,7 @@ def utc_front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
            "KEPU_ADMIN_USER": STAFF[0], "KEPU_ADMIN_PASSWORD": STAFF[1]}
     clock = ["faketime", "-f", "@" + SERVER_NOW.strftime("%Y-%m-%d %H:%M:%S")]
     try:
-        front = start_front(tmp_path_factory.mktemp("utc-front"), env, prefix=clock)
+        front = start_front(tmp_path_factory.mktemp("utc-front"), env, prefix=clock, with_model=False)
     except RuntimeError as exc:
         pytest.fail(str(exc))
     _save_conversations(front)
