@@ -64,9 +64,14 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
+def _run_folder(url: str) -> Path:
+    """scripts/serve.sh's folder of the server on `url` (its pids and endpoints.yml)."""
+    return ROOT / "build" / f"run-{urlsplit(url).port}"
+
+
 def test_the_action_server_listens_on_loopback_only(live_url):
     port = int(urlsplit(live_url).port or 0)
-    endpoints = (ROOT / "build" / f"run-{port}" / "endpoints.yml").read_text(encoding="utf-8")
+    endpoints = (_run_folder(live_url) / "endpoints.yml").read_text(encoding="utf-8")
     actions = int(re.search(r"127\.0\.0\.1:(\d+)/webhook", endpoints).group(1))
     assert _answers("127.0.0.1", actions)
     outward = _outward_address()
@@ -77,8 +82,7 @@ def test_the_action_server_listens_on_loopback_only(live_url):
 
 
 def test_the_api_token_is_not_on_the_command_line(live_url):
-    port = int(urlsplit(live_url).port or 0)
-    pid = (ROOT / "build" / f"run-{port}" / "rasa.pid").read_text().strip()
+    pid = (_run_folder(live_url) / "rasa.pid").read_text().strip()
     token = (ROOT / "build" / "api_token").read_text().strip()
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
     assert "bot.server" in cmdline and token not in cmdline
