@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONVERSATIONS = ROOT / "tests" / "conversations"
 SETS = ("dev", "holdout")
 # Bump when the judging of a turn changes: scores measured before are then not comparable.
-JUDGE_VERSION = "2-kind"
+JUDGE_VERSION = "3-relative-year"
 
 # What a turn may expect, and the reply kind (sent by action_answer) that satisfies it.
 REPLY_KIND = {"answer": "answer", "refusal": "refusal", "clarification": "clarify",
@@ -59,6 +59,11 @@ REPLY_KIND = {"answer": "answer", "refusal": "refusal", "clarification": "clarif
 # A dev conversation's kind -> what its turns expect when they do not say.
 EXPECT_BY_GROUP = {"oos": "refusal", "silent": "unstated", "smalltalk": "smalltalk", "unstated": "unstated"}
 ANSWERED = ("answer", "unstated", "clarification")
+# Classes where either of two kinds is right. A question about another year's event ("今年科普日是哪天")
+# is rightly answered with the notice's 2021 figure labelled as 2021 (answer) or with the statement that
+# the notice has no such year (unstated); two independent holdout writers chose one each. The turn's
+# `must` items (e.g. "2021") still have to be in the reply.
+EITHER_KIND = {"relative_year": ("answer", "unstated")}
 TARGETS = {"answered": 0.97, "oos_refused": 0.98, "followup": 0.95}
 TARGET_LABELS = {"answered": "回答正确 answered", "oos_refused": "拒答正确 OOS refused",
                  "followup": "追问全对 follow-up"}
@@ -78,6 +83,8 @@ class Turn:
     expect: str
     must: tuple[Any, ...] = ()
     must_not: tuple[Any, ...] = ()
+    # Further kinds that are also right (EITHER_KIND of the conversation's class).
+    accept: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,8 +119,10 @@ def _conversation(raw: Any, file: str, position: int) -> Conversation:
         where = f"{file} {conv_id} 第{i + 1}轮"
         if not isinstance(t, dict) or not isinstance(t.get("user"), str):
             raise SuiteError(f"{where}：需要 user 文本")
-        turns.append(Turn(str(t["user"]), _expect(t, default, where),
-                          tuple(t.get("must") or ()), tuple(t.get("must_not") or ())))
+        expect = _expect(t, default, where)
+        accept = tuple(REPLY_KIND[k] for k in EITHER_KIND.get(group, ()) if expect in EITHER_KIND[group])
+        turns.append(Turn(str(t["user"]), expect, tuple(t.get("must") or ()), tuple(t.get("must_not") or ()),
+                          accept))
     return Conversation(conv_id, group, file, tuple(turns))
 
 
@@ -261,10 +270,11 @@ class Judgement:
     missing: tuple[Any, ...] = ()
     forbidden: tuple[str, ...] = ()
     recited: tuple[str, ...] = ()
+    accepted: tuple[str, ...] = ()  # other kinds that are right too
 
     @property
     def ok(self) -> bool:
-        return self.kind == self.expected_kind and not (self.missing or self.forbidden or self.recited)
+        return (self.kind == self.expected_kind or self.kind in self.accepted) and not (self.missing or self.forbidden or self.recited)
 
 
 def _options(item: Any) -> list[str]:
@@ -295,11 +305,11 @@ def judge(turn: Turn, reply: Reply, key_facts: Iterable[str] = ()) -> Judgement:
     missing = tuple(item for item in turn.must
                     if not any(o in text or _same_text(o) in same for o in _options(item)))
     forbidden = tuple(o for item in turn.must_not for o in _options(item) if o in text)
-    if turn.expect == "refusal":
-        # A refusal gives the consultation phone on purpose; it is not a recited fact.
-        forbidden = tuple(o for o in forbidden if o != _consultation_phone())
+    if turn.expect in ("refusal", "smalltalk"):
+        # A refusal or a goodbye gives the consultation phone on purpose; it is not a recited fact.
+        forbidden = tuple(o for o in forbidden if o not in _consultation_phone())
     recited = tuple(f for f in key_facts if f in text) if turn.expect == "refusal" else ()
-    return Judgement(REPLY_KIND[turn.expect], reply.kind, missing, forbidden, recited)
+    return Judgement(REPLY_KIND[turn.expect], reply.kind, missing, forbidden, recited, turn.accept)
 
 
 # -- playing the conversations ---------------------------------------------------

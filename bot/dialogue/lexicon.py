@@ -236,7 +236,7 @@ def parse_replies(doc: dict[str, Any], file: str = "replies.yml") -> dict[str, s
 REQUIRED_REPLIES = {
     "greet", "thank", "goodbye", "bot_identity", "bot_capabilities", "request_human", "refusal",
     "reason_out_of_scope", "reason_unreadable", "reason_errand", "reason_lost_follow_up", "other_year",
-    "clarify", "unstated", "unstated_about", "unstated_lead_in", "unstated_default_what", "empty",
+    "other_year_reference", "clarify", "unstated", "unstated_about", "unstated_lead_in", "unstated_default_what", "empty",
     "deny_offered", "affirm_plain", "correction_empty", "status_closed", "status_later", "status_phone",
     "status_not_started", "status_open", "other_deadlines", "other_mobiles", "faq_expired", "faq_source",
 }

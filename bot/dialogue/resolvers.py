@@ -6,6 +6,7 @@ loop. Each is `(frame) -> Reply | None` and says in its docstring what it decide
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Callable
@@ -286,14 +287,31 @@ def other_year(frame: Frame) -> Reply | None:
     if not (strongly_anchored(frame) or frame.anchored or frame.context.get("entities")):
         return None
     year = min(years, key=lambda y: abs(y - frame.today.year))
-    text = say(frame.kb, "other_year", year=year, notice_year=lex.notice_year)
-    return _keep(frame, Reply(text, kind="unstated"))
+    reference = _notice_year_reading(frame)
+    if reference is None:
+        text = say(frame.kb, "other_year", year=year, notice_year=lex.notice_year)
+        return _keep(frame, Reply(text, kind="unstated"))
+    text = say(frame.kb, "other_year_reference", year=year, notice_year=lex.notice_year, answer=reference.text)
+    return Reply(text, context=reference.context, kind="unstated", facts=reference.facts)
+
+
+def _notice_year_reading(frame: Frame) -> Reply | None:
+    """The answer the notice gives for its own year, to be shown labelled as that year's."""
+    later = RESOLVERS[RESOLVERS.index(other_year) + 1:]
+    plain = dataclasses.replace(frame, years=set())
+    for resolver in later:
+        reply = resolver(plain)
+        if reply is not None:
+            return reply if reply.kind == "answer" and reply.facts else None
+    return None
 
 
 def out_of_notice(frame: Frame) -> Reply | None:
     """Grounding: a question whose content words the notice never uses, and that names nothing of
     the notice, is out of scope, whatever its question word ("北京在哪里", "春节是什么时候")."""
-    if not frame.typed or not frame.foreign or notice_values(frame):
+    if not frame.typed or notice_values(frame):
+        return None
+    if not frame.foreign:
         return None
     weak = bool(frame.entities) and _weakly_named(frame)
     if frame.anchored and not weak and not (frame.intent == "out_of_scope" and frame.confidence >= 0.5

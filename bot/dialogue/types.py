@@ -73,7 +73,7 @@ class Frame:
     corrected: bool = False  # "不对，我是问……"
     english: bool = False
     anchored: bool = False  # the question names something of the notice
-    foreign: list[str] = field(default_factory=list)  # content words the notice never uses
+    foreign: list[str] = field(default_factory=list)  # content words (and verbs) the notice never uses
     strong_thing: bool = False  # a named thing by a specific name (3+ characters, not a unit or platform)
     full_text: str = ""  # the whole message (`text` is its question part in a long message)
 

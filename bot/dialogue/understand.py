@@ -315,10 +315,14 @@ def _words_of(kb: KnowledgeSet, examples: tuple[str, ...], lex_words: frozenset[
 
 # Parts of speech of content words (nouns, places, organisations, times): what a question is about.
 CONTENT_POS = {"n", "ns", "nt", "nz", "nr", "nrt", "t", "vn", "j", "l", "i"}
+# Verbs: what the asker wants done ("申请", "入会", "招生"); weaker evidence than a foreign noun.
+VERB_POS = {"v"}
 
 
-def foreign_words(text: str, known: frozenset[str], lex: Lexicon) -> list[str]:
-    """The content words of `text` that the notice's vocabulary never uses ("北京", "春节")."""
+def foreign_words(text: str, known: frozenset[str], lex: Lexicon, pos: frozenset[str] | set[str] = CONTENT_POS
+                  ) -> list[str]:
+    """The content words of `text` (words of the parts of speech `pos`) that the notice's vocabulary
+    never uses ("北京", "春节"; with VERB_POS "申请", "招生")."""
     import jieba.posseg
 
     for pattern, _ in lex.unstated:
@@ -327,10 +331,17 @@ def foreign_words(text: str, known: frozenset[str], lex: Lexicon) -> list[str]:
 
     # A two-character stretch jieba only guessed ("能报") is no word of anything.
     return [p.word for p in jieba.posseg.cut(text)
-            if len(p.word) >= 2 and p.flag in CONTENT_POS and _CJK_RUN.fullmatch(p.word)
+            if len(p.word) >= 2 and p.flag in pos and _CJK_RUN.fullmatch(p.word)
             and (len(p.word) >= 3 or jieba.dt.FREQ.get(p.word, 0) > 0)
             and p.word not in known and p.word not in lex.generic_words
             and not _known_compound(p.word, known | lex.generic_words)]
+
+
+def _foreign(text: str, known: frozenset[str], lex: Lexicon, context: dict) -> list[str]:
+    """Foreign nouns, and foreign verbs ("申请", "招生") unless a topic is remembered: mid-conversation
+    a verb alone is left to the context ("纲要覆盖哪些年" after the outline's item)."""
+    mid_conversation = any(context.get(key) for key in ("entities", "intent", "items"))
+    return foreign_words(text, known, lex, CONTENT_POS if mid_conversation else CONTENT_POS | VERB_POS)
 
 
 def _known_compound(word: str, known: frozenset[str]) -> bool:
@@ -415,6 +426,7 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
     if (english and intent not in ("greet", "thank", "goodbye")) or corrected:
         # The classifier was trained on Chinese, and it read the whole correction, rejected part too.
         intent, confidence = "nlu_fallback", 0.0
+    foreign = _foreign(text, known, lex, turn.context or {}) if typed else []
     return Frame(
         kb=kb, turn=turn, today=today, text=text, typed=typed, intent=intent, confidence=confidence,
         entities=entities, context=dict(turn.context or {}),
@@ -424,5 +436,5 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
         corrected=corrected, english=english,
         anchored=anchored(text, entities, lex) or (corrected and bool((turn.context or {}).get("entities"))),
         full_text=full_text, strong_thing=typed and _strong_thing(kb, text, lex),
-        foreign=foreign_words(text, known, lex) if typed else [],
+        foreign=foreign,
     )

@@ -283,3 +283,15 @@ def test_mcnemar_matches_the_binomial_tail() -> None:
             tail = sum(math.comb(n, k) * 0.5 ** n for k in range(b, n + 1)) if n else 1.0
             assert ev.mcnemar_worse(b, c) == pytest.approx(tail)
     assert ev.mcnemar_worse(10, 2) < 0.05 < ev.mcnemar_worse(7, 2)
+
+
+def test_a_relative_year_turn_accepts_either_an_answer_or_unstated(tmp_path):
+    (tmp_path / "s.yml").write_text(
+        "conversations:\n- id: x\n  class: relative_year\n  turns:\n  - user: 今年科普日哪天\n"
+        "    expect: answer\n    must: ['2021']\n", encoding="utf-8")
+    turn = ev.load_conversations(tmp_path)[0].turns[0]
+    said = "这份通知只安排了2021年的活动"
+    assert ev.judge(turn, ev.Reply(200, said, ("unstated",))).ok
+    assert ev.judge(turn, ev.Reply(200, said, ("answer",))).ok
+    assert not ev.judge(turn, ev.Reply(200, said, ("refusal",))).ok
+    assert not ev.judge(turn, ev.Reply(200, "没有安排", ("unstated",))).ok

@@ -187,3 +187,22 @@ def test_a_broken_word_list_is_refused(tmp_path):
     bad.write_text("preambles: []\n", encoding="utf-8")
     with pytest.raises(augment.VariantsError):
         augment.load_variants(bad)
+
+
+# -- round 3: other years, foreign verbs -------------------------------------------------
+
+def test_another_years_question_shows_2021s_answer_labelled_as_2021(ask):
+    reply = ask("今年报名截止日期是多少", "ask_deadline", 0.9)
+    assert reply.kind == "unstated" and "没有2026年的安排" in reply.text
+    assert "2021年9月24日" in reply.text and "仅供参考" in reply.text
+
+
+@pytest.mark.parametrize("text", ["怎么申请高新技术企业认定", "沙坡头区第十一小学怎么招生", "中卫市人民医院几点上班"])
+def test_an_errand_the_notice_never_speaks_of_is_refused(ask, text):
+    assert ask(text, "out_of_scope", 1.0).kind == "refusal"
+
+
+def test_a_foreign_verb_mid_conversation_is_left_to_the_context(ask):
+    first = ask("主要内容第六项是什么", "ask_main_content", 0.9)
+    reply = ask("纲要覆盖哪些年", "out_of_scope", 1.0, context=first.context)
+    assert reply.kind == "answer" and "2035" in reply.text
