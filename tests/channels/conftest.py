@@ -21,7 +21,8 @@ from rasa.core.channels.channel import UserMessage, register
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
-from bot.channels.wechat import WeChatInput, WeChatSettings
+from bot.channels.wechat.channel import WeChatInput
+from bot.channels.wechat.settings import WeChatSettings
 from bot.dialogue import hot_buttons
 from tests.servers import RedisServer, SanicServer, new_app
 

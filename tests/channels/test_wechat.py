@@ -16,15 +16,8 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import xmltodict
 
-from bot.channels.wechat import (
-    EMPTY_REPLY,
-    MAX_BODY_BYTES,
-    REPLY_LIMIT_BYTES,
-    TEXT_ONLY,
-    VOICE_UNRECOGNIZED,
-    WeChatInput,
-    split_reply,
-)
+from bot.channels.wechat.channel import EMPTY_REPLY, MAX_BODY_BYTES, TEXT_ONLY, VOICE_UNRECOGNIZED, WeChatInput
+from bot.channels.wechat.codec import REPLY_LIMIT_BYTES, split_reply
 from bot.dialogue import hot_buttons
 from tests.channels.conftest import (
     ACCOUNT,

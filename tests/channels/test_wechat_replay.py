@@ -22,16 +22,9 @@ import redis.asyncio as redis_asyncio
 import yaml
 from wechatpy.utils import check_signature
 
-from bot.channels.wechat import (
-    ENCRYPTED_ONLY,
-    MENU_UNKNOWN,
-    REPLAYED,
-    STALE,
-    STALE_TIMESTAMP,
-    WeChatInput,
-    settings_from,
-)
-from bot.channels.wechat_replay import MemoryNonceStore, RedisNonceStore, fresh
+from bot.channels.wechat.channel import ENCRYPTED_ONLY, MENU_UNKNOWN, REPLAYED, STALE, STALE_TIMESTAMP, WeChatInput
+from bot.channels.wechat.replay import MemoryNonceStore, RedisNonceStore, fresh
+from bot.channels.wechat.settings import settings_from
 from tests.channels.conftest import ACCOUNT, OPENID, TOKEN, WeChatHarness, text_xml, wx_xml
 from tests.ports import free_port
 from tests.servers import RedisServer
