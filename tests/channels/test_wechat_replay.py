@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -182,20 +181,6 @@ async def test_memory_store_forgets_after_the_ttl() -> None:
     assert await store.claim("t:n", "message-2", ttl=600) == "message-1"
     now[0] += 601
     assert await store.claim("t:n", "message-2", ttl=600) is None
-
-
-@pytest.fixture()
-async def redis_prefix(redis_server: RedisServer) -> AsyncIterator[str]:
-    """A key prefix of this test's own in the session's redis-server; its keys are deleted afterwards."""
-    prefix = f"kepu-test:{uuid.uuid4().hex}:"
-    yield prefix
-    client = redis_asyncio.Redis.from_url(redis_server.url)
-    try:
-        keys = [key async for key in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.close()
 
 
 async def test_the_redis_tests_use_a_server_they_started(redis_server: RedisServer) -> None:
