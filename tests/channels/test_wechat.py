@@ -280,7 +280,7 @@ async def test_token_rejected_again_gives_up(wechat: Any) -> None:
     assert wx.api.delivered == []
 
 
-async def test_user_silent_for_48_hours_reply_is_dropped(wechat: Any, caplog: pytest.LogCaptureFixture) -> None:
+async def test_user_silent_for_48_hours_reply_waits_for_their_next_message(wechat: Any, caplog: pytest.LogCaptureFixture) -> None:
     wx = await wechat(passive_timeout=0.1)
     caplog.set_level("WARNING", logger="bot.channels.wechat")
     wx.rasa.delay = 0.3

@@ -290,12 +290,12 @@ async def test_a_failed_fetch_frees_the_lease(make_state: StateFactory, fake_api
 # -- pending deliveries through the channel --------------------------------------------------------
 
 async def test_a_reply_the_api_did_not_deliver_goes_out_with_the_next_answer(wechat: Any) -> None:
-    wx = await wechat(passive_timeout=0.1)
-    wx.rasa.delay = 0.3
+    wx = await wechat(passive_timeout=0.5)
+    wx.rasa.delay = 0.8
     wx.api.send_errors = [45015]  # the user had been silent for 48 hours
     assert (await wx.post(text_xml("慢问题"))).body == "success"
-    assert await wait_until(lambda: wx.api.sends)
-    await asyncio.sleep(0.1)
+    await wx.channel.settled(5)  # answered, refused by the API, kept
+    assert len(wx.api.sends) == 1
     wx.rasa.delay = 0.0
     reply = await wx.post(text_xml("新问题"))
     assert reply.content == WITH_PENDING.format(earlier="您问的是：慢问题", answer="您问的是：新问题")
@@ -304,11 +304,11 @@ async def test_a_reply_the_api_did_not_deliver_goes_out_with_the_next_answer(wec
 
 
 async def test_without_api_credentials_a_slow_answer_waits_for_the_next_message(wechat: Any) -> None:
-    wx = await wechat(passive_timeout=0.1, app_secret="")
-    wx.rasa.delay = 0.3
+    wx = await wechat(passive_timeout=0.5, app_secret="")
+    wx.rasa.delay = 0.8
     xml = text_xml("慢问题", msg_id=next_msg_id())
     assert (await wx.post(xml)).body == "success"
-    await asyncio.sleep(0.4)
+    await wx.channel.settled(5)
     wx.rasa.delay = 0.0
     reply = await wx.post(text_xml("在吗"))
     assert reply.content == WITH_PENDING.format(earlier="您问的是：慢问题", answer="您问的是：在吗")
@@ -329,7 +329,7 @@ def offering_buttons(text: str) -> list[dict[str, Any]]:
 
 
 async def two_channels(wechat: Any, **settings: Any) -> tuple[Any, Any]:
-    first, second = await wechat(passive_timeout=0.3, **settings), await wechat(passive_timeout=0.3, **settings)
+    first, second = await wechat(passive_timeout=0.5, **settings), await wechat(passive_timeout=0.5, **settings)
     assert first.channel.state is not second.channel.state
     for wx in (first, second):
         wx.rasa.reply = offering_buttons
@@ -353,7 +353,7 @@ async def test_two_channels_sharing_a_redis_state_behave_like_one(wechat: Any, r
 
     # two slow answers at once, one on each instance, while WeChat takes 0.3 s for a token: one fetch
     first.api.token_delay = 0.3
-    first.rasa.delay = second.rasa.delay = 0.6
+    first.rasa.delay = second.rasa.delay = 0.9
     slow = text_xml("慢问题一", msg_id=next_msg_id())
     replies = await asyncio.gather(first.post(slow), second.post(text_xml("慢问题二", openid=OTHER)))
     assert [reply.body for reply in replies] == ["success", "success"]
@@ -365,10 +365,10 @@ async def test_two_channels_sharing_a_redis_state_behave_like_one(wechat: Any, r
     assert first.rasa.texts.count("慢问题一") == 1 and "慢问题一" not in second.rasa.texts
 
     # an answer the API refused on one instance goes out with the next reply on the other
-    second.rasa.delay, first.api.send_errors = 0.0, [45015]
+    first.rasa.delay, second.rasa.delay, first.api.send_errors = 0.9, 0.0, [45015]
     assert (await first.post(text_xml("又一个慢问题"))).body == "success"
-    assert await wait_until(lambda: len(first.api.sends) == 3, timeout=5)
-    await asyncio.sleep(0.1)
+    await first.channel.settled(5)
+    assert len(first.api.sends) == 3
     reply = await second.post(text_xml("还在吗"))
     assert reply.content == WITH_PENDING.format(earlier="您问的是：又一个慢问题", answer="您问的是：还在吗")
 

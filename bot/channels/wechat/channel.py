@@ -162,10 +162,14 @@ class WeChatInput(InputChannel):
         return (f"WeChatInput(configured={self.settings.configured}, modes={mode}, state={self.settings.state}, "
                 f"api={self.settings.api_base}, passive_timeout={self.settings.passive_timeout})")
 
-    async def close(self) -> None:
-        """Wait briefly for pending deliveries, then close the HTTP client and the stores."""
+    async def settled(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the deliveries under way (slow answers, follow-up parts)."""
         if self._background:
-            await asyncio.wait(set(self._background), timeout=self.settings.http_timeout)
+            await asyncio.wait(set(self._background), timeout=timeout)
+
+    async def close(self) -> None:
+        """Wait briefly for deliveries under way, then close the HTTP client and the stores."""
+        await self.settled(self.settings.http_timeout)
         await self.api.close()
         if self._nonces is not None:
             await self._nonces.close()
