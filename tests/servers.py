@@ -192,7 +192,7 @@ class Project:
 
     app: Sanic
     rasa: Any  # tests.channels.conftest.FakeRasa
-    wechat: Any  # bot.channels.wechat.WeChatInput
+    wechat: Any  # bot.channels.wechat.channel.WeChatInput
     auth: Any  # bot.web.admin_auth.AdminAuth on the test's database
     api: Any  # tests.channels.conftest.FakeWeChatApi, WeChat's API for the channel
 
@@ -201,7 +201,8 @@ def build_project(kb: Any, db_url: str, api: Any, **wechat_settings: Any) -> Pro
     """The project's app on the database `db_url`, WeChat configured with the test credentials and
     `api` (a started tests.channels.conftest.FakeWeChatApi) as WeChat's API server."""
     from bot.channels.rest import SafeRestInput
-    from bot.channels.wechat import WeChatInput, WeChatSettings
+    from bot.channels.wechat.channel import WeChatInput
+    from bot.channels.wechat.settings import WeChatSettings
     from bot.dialogue import hot_buttons
     from bot.knowledge.store import make_engine
     from bot.web.admin import AdminSite

@@ -1,1 +1,1 @@
-"""Rasa input channels of the assistant: REST (rest.py) and the WeChat Official Account (wechat.py)."""
+"""Rasa input channels of the assistant: REST (rest.py) and the WeChat Official Account (the wechat package)."""

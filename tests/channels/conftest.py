@@ -1,7 +1,7 @@
 """Harness for the WeChat channel tests: the channel in a real Sanic server,
 a fake Rasa agent, a fake WeChat API server, a client that signs and
 encrypts requests with wechatpy the way WeChat does, and a redis-server of
-the session's own for the shared nonce store."""
+the session's own for the shared nonce store and state."""
 
 from __future__ import annotations
 
@@ -9,19 +9,22 @@ import asyncio
 import dataclasses
 import itertools
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+import redis.asyncio as redis_asyncio
 import xmltodict
 from aiohttp import web
 from rasa.core.channels.channel import UserMessage, register
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
-from bot.channels.wechat import WeChatInput, WeChatSettings
+from bot.channels.wechat.channel import WeChatInput
+from bot.channels.wechat.settings import WeChatSettings
 from bot.dialogue import hot_buttons
 from tests.servers import RedisServer, SanicServer, new_app
 
@@ -88,11 +91,14 @@ class FakeWeChatApi:
         self.token_calls: list[dict[str, str]] = []
         self.sends: list[dict[str, Any]] = []
         self.send_errors: list[int] = []  # errcodes for the next sends, then 0
+        self.token_delay = 0.0  # seconds /cgi-bin/token takes to answer (overlapping refreshes)
         self.url = ""
         self._runner: web.AppRunner | None = None
 
     async def _token(self, request: web.Request) -> web.Response:
         self.token_calls.append(dict(request.query))
+        if self.token_delay:
+            await asyncio.sleep(self.token_delay)
         if request.query.get("appid") != APP_ID or request.query.get("secret") != APP_SECRET:
             return web.json_response({"errcode": 40013, "errmsg": "invalid appid"})
         return web.json_response({"access_token": f"ACCESS-{len(self.token_calls)}", "expires_in": 7200})
@@ -240,6 +246,20 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         pytest.fail(str(exc))
     yield server
     server.stop()
+
+
+@pytest.fixture()
+async def redis_prefix(redis_server: RedisServer) -> AsyncIterator[str]:
+    """A key prefix of this test's own in the session's redis-server; its keys are deleted afterwards."""
+    prefix = f"kepu-test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis_asyncio.Redis.from_url(redis_server.url)
+    try:
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.close()
 
 
 @pytest.fixture()

@@ -16,15 +16,8 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import xmltodict
 
-from bot.channels.wechat import (
-    EMPTY_REPLY,
-    MAX_BODY_BYTES,
-    REPLY_LIMIT_BYTES,
-    TEXT_ONLY,
-    VOICE_UNRECOGNIZED,
-    WeChatInput,
-    split_reply,
-)
+from bot.channels.wechat.channel import EMPTY_REPLY, MAX_BODY_BYTES, TEXT_ONLY, VOICE_UNRECOGNIZED, WeChatInput
+from bot.channels.wechat.codec import REPLY_LIMIT_BYTES, split_reply
 from bot.dialogue import hot_buttons
 from tests.channels.conftest import (
     ACCOUNT,
@@ -287,7 +280,7 @@ async def test_token_rejected_again_gives_up(wechat: Any) -> None:
     assert wx.api.delivered == []
 
 
-async def test_user_silent_for_48_hours_reply_is_dropped(wechat: Any, caplog: pytest.LogCaptureFixture) -> None:
+async def test_user_silent_for_48_hours_reply_waits_for_their_next_message(wechat: Any, caplog: pytest.LogCaptureFixture) -> None:
     wx = await wechat(passive_timeout=0.1)
     caplog.set_level("WARNING", logger="bot.channels.wechat")
     wx.rasa.delay = 0.3

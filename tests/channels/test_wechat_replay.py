@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -22,16 +21,9 @@ import redis.asyncio as redis_asyncio
 import yaml
 from wechatpy.utils import check_signature
 
-from bot.channels.wechat import (
-    ENCRYPTED_ONLY,
-    MENU_UNKNOWN,
-    REPLAYED,
-    STALE,
-    STALE_TIMESTAMP,
-    WeChatInput,
-    settings_from,
-)
-from bot.channels.wechat_replay import MemoryNonceStore, RedisNonceStore, fresh
+from bot.channels.wechat.channel import ENCRYPTED_ONLY, MENU_UNKNOWN, REPLAYED, STALE, STALE_TIMESTAMP, WeChatInput
+from bot.channels.wechat.replay import MemoryNonceStore, RedisNonceStore, fresh
+from bot.channels.wechat.settings import settings_from
 from tests.channels.conftest import ACCOUNT, OPENID, TOKEN, WeChatHarness, text_xml, wx_xml
 from tests.ports import free_port
 from tests.servers import RedisServer
@@ -189,20 +181,6 @@ async def test_memory_store_forgets_after_the_ttl() -> None:
     assert await store.claim("t:n", "message-2", ttl=600) == "message-1"
     now[0] += 601
     assert await store.claim("t:n", "message-2", ttl=600) is None
-
-
-@pytest.fixture()
-async def redis_prefix(redis_server: RedisServer) -> AsyncIterator[str]:
-    """A key prefix of this test's own in the session's redis-server; its keys are deleted afterwards."""
-    prefix = f"kepu-test:{uuid.uuid4().hex}:"
-    yield prefix
-    client = redis_asyncio.Redis.from_url(redis_server.url)
-    try:
-        keys = [key async for key in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.close()
 
 
 async def test_the_redis_tests_use_a_server_they_started(redis_server: RedisServer) -> None:
