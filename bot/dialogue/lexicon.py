@@ -97,6 +97,7 @@ class Lexicon:
     english: tuple[tuple[str, str], ...]
     acknowledgement: re.Pattern[str]
     self_intro: re.Pattern[str]
+    speaker: re.Pattern[str]
     correction_target: re.Pattern[str]
     question_markers: re.Pattern[str]
     places: frozenset[str]
@@ -206,6 +207,7 @@ def parse_lexicon(doc: dict[str, Any], file: str = "cues.yml", fact_ids: Iterabl
         english=tuple(english),
         acknowledgement=_compile(doc.get("acknowledgement"), file, "acknowledgement"),
         self_intro=_compile(doc.get("self_intro"), file, "self_intro"),
+        speaker=_compile(doc.get("speaker"), file, "speaker"),
         correction_target=_compile(doc.get("correction_target"), file, "correction_target"),
         question_markers=_compile(doc.get("question_markers"), file, "question_markers"),
         places=frozenset(str(p) for p in doc.get("places") or []),

@@ -266,6 +266,21 @@ def _strong_thing(kb: KnowledgeSet, text: str, lex: Lexicon) -> bool:
 LONG_MESSAGE = 40
 
 
+_FIRST_PERSON = re.compile("我|咱|俺")
+
+
+def _after_speaker(kb: KnowledgeSet, text: str, lex: Lexicon) -> str:
+    """"我们是科普基地，活动信息在哪报": the question after the clause that says who asks, when it
+    asks or names something itself ("我们是水务局的，分给我们啥任务" keeps the unit: nothing else is named)."""
+    match = lex.speaker.match(text)
+    rest = text[match.end():] if match else ""
+    if len(rest) < 3 or not (lex.cues_in(rest) or find_entities(kb, rest)):
+        return text
+    if lex.role_question.search(rest) or _FIRST_PERSON.search(rest):
+        return text  # "我们是学会，科普日有啥任务": what the notice asks of the asker, who stays the subject
+    return rest
+
+
 def question_focus(text: str, lex: Lexicon) -> str:
     """In a long message, the part from the first question marker on ("……我想知道主场活动在哪");
     the whole text otherwise."""
@@ -411,10 +426,10 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
             text = text[target.end():]
     if typed:
         text = speller(kb, lex).correct(text)
-    full_text, text = text, question_focus(text, lex) if typed else text
+    full_text, text = text, _after_speaker(kb, question_focus(text, lex), lex) if typed else text
     entities = find_entities(kb, lex.self_intro.sub("，", text)) if typed else _group(turn.entities)
     if typed and not entities and full_text != text:  # "……碳达峰那个行动……请问牵头单位是谁"
-        entities = find_entities(kb, lex.self_intro.sub("，", full_text))
+        entities = find_entities(kb, lex.self_intro.sub("，", lex.speaker.sub("，", full_text)))
     if typed and not entities and turn.whole:  # "代表大会在哪开，几号开": the thing is named once
         entities = find_entities(kb, lex.self_intro.sub("，", turn.whole))
     entities = _specific_event(entities)

@@ -206,3 +206,19 @@ def test_a_foreign_verb_mid_conversation_is_left_to_the_context(ask):
     first = ask("主要内容第六项是什么", "ask_main_content", 0.9)
     reply = ask("纲要覆盖哪些年", "out_of_scope", 1.0, context=first.context)
     assert reply.kind == "answer" and "2035" in reply.text
+
+
+def test_the_question_after_who_asks_is_answered_on_its_own(ask):
+    reply = ask("我们是科普基地，活动信息在哪报，截止哪天", "ask_deadline", 0.8)
+    assert "2021年9月24日" in reply.text and "通知发给四类对象" not in reply.text
+
+
+def test_who_asks_stays_the_subject_of_a_role_question(ask):
+    reply = ask("我们是水务局的，这次分给我们啥任务", "follow_up", 0.3)
+    assert "水利科普联合行动" in reply.text
+
+
+@pytest.mark.parametrize(("text", "must"), [("我们是社区居委会，能组织点啥", "乡村振兴"),
+                                            ("我们是一所中学，可以开展啥", "青少年科技教育")])
+def test_general_role_questions_get_what_the_notice_asks_of_the_role(ask, text, must):
+    assert must in ask(text).text
