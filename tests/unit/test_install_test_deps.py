@@ -30,7 +30,7 @@ exit 0
 }
 
 
-def run_script(tmp_path: Path, installed: str, fail: str = "") -> tuple[int, list[str]]:
+def run_script(tmp_path: Path, installed: str, fail: str = "", fetch: str = "true") -> tuple[int, list[str]]:
     """Run the script with the stand-ins; its exit status and the apt-get calls it made."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -39,7 +39,7 @@ def run_script(tmp_path: Path, installed: str, fail: str = "") -> tuple[int, lis
         (bin_dir / name).chmod(0o755)
     log = tmp_path / "apt.log"
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_INSTALLED": installed,
-           "STUB_FAIL": fail, "STUB_LOG": str(log)}
+           "STUB_FAIL": fail, "STUB_LOG": str(log), "KEPU_FETCH_SCHEMAS": fetch}
     done = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60, check=False)
     calls = log.read_text().splitlines() if log.exists() else []
     return done.returncode, calls
@@ -52,22 +52,34 @@ def installs(calls: list[str]) -> list[str]:
 def test_the_cjk_font_is_installed_when_chromium_is_already_there(tmp_path: Path) -> None:
     status, calls = run_script(tmp_path, installed="chromium")
     assert status == 0
-    assert installs(calls) == ["fonts-noto-cjk", "faketime", "redis-server"]  # each in its own apt-get call
+    assert installs(calls) == ["fonts-noto-cjk", "faketime", "redis-server", "nginx"]  # each in its own apt-get call
     assert calls[0] == "update -qq"
 
 
 def test_redis_server_is_installed_when_it_alone_is_missing(tmp_path: Path) -> None:
-    status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime")
+    status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime nginx")
     assert status == 0
     assert installs(calls) == ["redis-server"]
 
 
-def test_nothing_is_installed_when_everything_is_there(tmp_path: Path) -> None:
+def test_nginx_is_installed_when_it_alone_is_missing(tmp_path: Path) -> None:
     status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime redis-server")
+    assert status == 0
+    assert installs(calls) == ["nginx"]
+
+
+def test_nothing_is_installed_when_everything_is_there(tmp_path: Path) -> None:
+    status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime redis-server nginx")
     assert (status, calls) == (0, [])
 
 
 def test_one_failing_package_does_not_stop_the_others_but_fails_the_script(tmp_path: Path) -> None:
     status, calls = run_script(tmp_path, installed="", fail="fonts-noto-cjk")
-    assert installs(calls) == ["chromium", "fonts-noto-cjk", "faketime", "redis-server"]
+    assert installs(calls) == ["chromium", "fonts-noto-cjk", "faketime", "redis-server", "nginx"]
     assert status == 1
+
+
+def test_a_failing_schema_fetch_fails_the_script(tmp_path: Path) -> None:
+    installed = "chromium fonts-noto-cjk faketime redis-server nginx"
+    status, calls = run_script(tmp_path, installed=installed, fetch="false")
+    assert (status, calls) == (1, [])
