@@ -178,11 +178,11 @@ def entrypoint_requires(function: str) -> set[str]:
 
 
 def wechat_secrets() -> set[str]:
-    tree = ast.parse((ROOT / "bot" / "channels" / "wechat.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "bot" / "channels" / "wechat" / "settings.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ENV" for t in node.targets):
             return set(ast.literal_eval(node.value).values())
-    raise AssertionError("ENV not found in bot/channels/wechat.py")
+    raise AssertionError("ENV not found in bot/channels/wechat/settings.py")
 
 
 def required(role: str) -> set[str]:
@@ -190,7 +190,7 @@ def required(role: str) -> set[str]:
     secrets and, with several replicas, the shared nonce store and the list of live servers."""
     if role == "rasa":
         return (entrypoint_requires("run_rasa") | endpoint_vars() | wechat_secrets()
-                | {"WECHAT_NONCE_STORE", "WECHAT_REDIS_URL", "KEPU_LIVE_URLS"})
+                | {"WECHAT_NONCE_STORE", "WECHAT_STATE", "WECHAT_REDIS_URL", "KEPU_LIVE_URLS"})
     return entrypoint_requires({"actions": "run_actions", "prepare": "prepare"}[role])
 
 
