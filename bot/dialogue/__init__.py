@@ -16,7 +16,7 @@ import datetime as dt
 
 from bot.dialogue.lexicon import lexicon
 from bot.dialogue.phrasing import hot_buttons, refusal
-from bot.dialogue.resolvers import RESOLVERS, fallback_refusal
+from bot.dialogue.resolvers import RESOLVERS, completed_long_message, fallback_refusal
 from bot.dialogue.several import question_parts
 from bot.dialogue.topics import HANDLERS
 from bot.dialogue.types import Reply, Turn
@@ -44,7 +44,7 @@ def _respond_one(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
     for resolver in RESOLVERS:
         reply = resolver(frame)
         if reply is not None:
-            return reply
+            return completed_long_message(frame, reply)
     return fallback_refusal(frame)
 
 

@@ -779,6 +779,26 @@ def clarification(frame: Frame) -> Reply | None:
     return Reply(say(kb, "clarify"), buttons=buttons, kind="clarify", context={"offered": offered})
 
 
+LONG_MESSAGE = 40
+
+
+def completed_long_message(frame: Frame, reply: Reply) -> Reply:
+    """A long run-on ("……属于哪个行动然后活动信息需要在哪报截止是哪天") read by one question
+    type: the notice item retrieval finds for the whole message is added when the reply lacks it."""
+    if not frame.typed or reply.kind != "answer" or len(frame.full_text or frame.text) <= LONG_MESSAGE:
+        return reply
+    hits = _search(frame, "fact:")
+    best = hits[0] if hits else None
+    if best is None or best.margin < RETRIEVAL_MARGIN or best.coverage < DETAIL_COVERAGE:
+        return reply
+    fact = best.id
+    if fact in reply.facts or fact not in frame.kb.facts:
+        return reply
+    extra = facts_reply(frame.kb, [fact], frame.today, reply.context)
+    return Reply(reply.text + "\n" + extra.text, buttons=reply.buttons, context=reply.context, kind="answer",
+                 facts=[*reply.facts, fact])
+
+
 def fallback_refusal(frame: Frame) -> Reply:
     """Nothing else applied: the polite refusal."""
     return _keep(frame, refusal(frame.kb))

@@ -222,3 +222,9 @@ def test_who_asks_stays_the_subject_of_a_role_question(ask):
                                             ("我们是一所中学，可以开展啥", "青少年科技教育")])
 def test_general_role_questions_get_what_the_notice_asks_of_the_role(ask, text, must):
     assert must in ask(text).text
+
+
+def test_a_long_run_on_gets_the_item_retrieval_finds_besides_its_reading(ask):
+    text = "你好我是在外地的一个记者最近在做中卫科协的相关报道想问一下这次中卫市科协第一次代表大会上要审议通过的那个办法草案全称到底叫什么"
+    reply = ask(text, "ask_notice_overview", 0.6)
+    assert reply.kind == "answer" and "中国科协章程" in reply.text
