@@ -65,12 +65,27 @@ def strongly_anchored(frame: Frame) -> bool:
     asked = [m.group(0) for n in frame.cues for m in lex.cue(n).pattern.finditer(lowered)]
     # A shared topic word anchors a question with foreign words only when it is what is asked for
     # ("电话老是占线，联系电话是多少"), not an errand elsewhere ("医师执业证书变更注册怎么弄").
-    anchors = [a for a in lex.anchors if a not in lex.weak_anchors or any(a in q for q in asked)] \
-        if frame.foreign else lex.anchors
+    anchors = [a for a in lex.anchors if a not in lex.weak_anchors
+               or any(a in q for q in asked) and not owned_by_foreign(frame, a)] if frame.foreign else lex.anchors
     if any(a in lowered for a in anchors) or any(_anchoring_cue(frame, n) for n in frame.cues):
         return True
     whole = frame.full_text or frame.text  # "我家孩子是小学生，能参加什么": who asks, and may they take part
     return bool(lex.role_question.search(whole)) and any(r.pattern.search(whole) for r in lex.roles)
+
+
+# Words that may stand between a thing and the topic word it owns ("马拉松怎么报名", "医院的电话").
+OWNER_GLUE = re.compile(r"(的|之|怎么|如何|咋|在哪|去哪|要|能|可以|是)*$")
+
+
+def owned_by_foreign(frame: Frame, anchor: str) -> bool:
+    """The shared topic word belongs to a foreign thing right before it in its clause ("考研报名截止",
+    "出租车投诉电话"), not to the notice ("电话老是占线，联系电话是多少")."""
+    at = frame.text.find(anchor)
+    if at <= 0:
+        return False
+    clause = re.split(r"[，,。；;！!？?\s]", frame.text[:at])[-1]
+    head = OWNER_GLUE.sub("", clause)
+    return any(head.endswith(word) for word in frame.foreign)
 
 
 def _anchoring_cue(frame: Frame, name: str) -> bool:
@@ -313,6 +328,9 @@ def out_of_notice(frame: Frame) -> Reply | None:
         return None
     if not frame.foreign:
         return None
+    # A place in a short question is its scope; in a long message often only where the asker lives.
+    if frame.foreign_places and len(frame.text) <= LONG_MESSAGE or _owned_errand(frame):
+        return _keep(frame, refusal(frame.kb))  # "考研报名截止是哪天", "出租车投诉电话是多少"
     weak = bool(frame.entities) and _weakly_named(frame)
     if frame.anchored and not weak and not (frame.intent == "out_of_scope" and frame.confidence >= 0.5
                                             and not frame.strong_thing):
@@ -320,6 +338,17 @@ def out_of_notice(frame: Frame) -> Reply | None:
     if frame.context.get("entities") and len(re.sub(r"[\W_]+", "", frame.text)) <= 6:
         return None  # a short follow-up leans on the context
     return _keep(frame, refusal(frame.kb))
+
+
+def _owned_errand(frame: Frame) -> bool:
+    """A shared topic word (报名, 电话, 截止 …) that a foreign thing owns, and nothing else of the
+    notice named: every named thing is a weak one or lies on an owned topic word."""
+    lex = lexicon()
+    owned = [a for a in lex.weak_anchors if a in frame.text and owned_by_foreign(frame, a)]
+    if not owned:
+        return False
+    return all(m.type in WEAK_THINGS or m.type == "deadline" or any(a in m.text for a in owned)
+               for m in gazetteer_matches(frame))
 
 
 # -- things the question names directly ----------------------------------------
@@ -799,6 +828,30 @@ def completed_long_message(frame: Frame, reply: Reply) -> Reply:
                  facts=[*reply.facts, fact])
 
 
+SHORT_FOLLOW_UP = 8
+
+
+def remembered_detail(frame: Frame) -> Reply | None:
+    """"乡村振兴行动谁牵头" then "有竞赛吗": a short follow-up that names a word of the remembered
+    item's own text is about that item, even when the word also names another item ("竞赛")."""
+    remembered = frame.context.get("entities") or {}
+    if not frame.typed or not remembered or len(frame.text) > SHORT_FOLLOW_UP or frame.foreign:
+        return None
+    texts = _fact_texts(frame.kb)
+    facts = [f"{kind}.{value}" for kind, values in remembered.items() for value in values
+             if f"{kind}.{value}" in texts]
+    matches = gazetteer_matches(frame)
+    if any(m.type in WEAK_THINGS for m in matches):
+        return None  # "客户端呢": a platform, unit or contact word asks for that thing itself
+    named = [m.text for m in matches]
+    hits = [f for f in facts if named and all(word in texts[f] for word in named)]
+    if len(hits) != 1 or set(frame.entities) <= set(remembered) and all(
+            v in remembered.get(k, []) for k, vs in frame.entities.items() for v in vs):
+        return None  # nothing new named, or no single remembered item has it
+    return facts_reply(frame.kb, hits, frame.today, {"intent": frame.context.get("intent", ""),
+                                                     "entities": remembered})
+
+
 def fallback_refusal(frame: Frame) -> Reply:
     """Nothing else applied: the polite refusal."""
     return _keep(frame, refusal(frame.kb))
@@ -807,6 +860,6 @@ def fallback_refusal(frame: Frame) -> Reply:
 RESOLVERS: list[Resolver] = [
     empty_input, acknowledgement, unreadable, correction_only, errand, small_talk, confirmation, other_year, staff_faq,
     quoted, out_of_notice, numbered_event, still_open, notice_part, ordinal_item, role_duties, value_lookup, dated,
-    unstated_detail, refused, question_type, retrieval_fallback, clarification,
+    unstated_detail, refused, remembered_detail, question_type, retrieval_fallback, clarification,
 ]
 __all__ = ["RESOLVERS", "fallback_refusal", "hot_buttons", "render"]

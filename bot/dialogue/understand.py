@@ -352,6 +352,16 @@ def foreign_words(text: str, known: frozenset[str], lex: Lexicon, pos: frozenset
             and not _known_compound(p.word, known | lex.generic_words)]
 
 
+def foreign_places(text: str, foreign: list[str]) -> list[str]:
+    """The foreign words that are place names ("银川的科普日活动在哪里", "石嘴山的科普活动"): another
+    region's affairs, whatever of the notice the question also names."""
+    if not foreign:
+        return []
+    import jieba.posseg
+
+    return [p.word for p in jieba.posseg.cut(text) if p.flag == "ns" and p.word in foreign]
+
+
 def _foreign(text: str, known: frozenset[str], lex: Lexicon, context: dict) -> list[str]:
     """Foreign nouns, and foreign verbs ("申请", "招生") unless a topic is remembered: mid-conversation
     a verb alone is left to the context ("纲要覆盖哪些年" after the outline's item)."""
@@ -452,4 +462,5 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
         anchored=anchored(text, entities, lex) or (corrected and bool((turn.context or {}).get("entities"))),
         full_text=full_text, strong_thing=typed and _strong_thing(kb, text, lex),
         foreign=foreign,
+        foreign_places=foreign_places(text, foreign),
     )

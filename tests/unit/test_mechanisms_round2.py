@@ -228,3 +228,19 @@ def test_a_long_run_on_gets_the_item_retrieval_finds_besides_its_reading(ask):
     text = "你好我是在外地的一个记者最近在做中卫科协的相关报道想问一下这次中卫市科协第一次代表大会上要审议通过的那个办法草案全称到底叫什么"
     reply = ask(text, "ask_notice_overview", 0.6)
     assert reply.kind == "answer" and "中国科协章程" in reply.text
+
+
+@pytest.mark.parametrize("text", ["考研报名截止是哪天", "马拉松怎么报名", "石嘴山的科普活动什么时候"])
+def test_a_shared_topic_word_owned_by_another_thing_or_place_is_refused(ask, text):
+    assert ask(text, "ask_deadline", 0.9).kind == "refusal"
+
+
+def test_the_notices_own_phone_is_still_answered_after_a_complaint(ask):
+    reply = ask("电话老是占线打不通，联系电话到底是多少", "ask_contact", 0.9)
+    assert reply.kind == "answer" and "0955-8812005" in reply.text
+
+
+def test_a_short_follow_up_naming_a_word_of_the_remembered_item_stays_with_it(ask):
+    first = ask("乡村振兴行动谁牵头", "ask_organizer", 0.9)
+    reply = ask("有竞赛吗", "ask_main_content", 0.4, context=first.context)
+    assert "乡村振兴科普联合行动" in reply.text and "网络竞赛" in reply.text
