@@ -8,12 +8,24 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Reproducible training: Rasa's graph cache changes the trained model (see scripts/train.sh).
 export RASA_MAX_CACHE_SIZE := 0
 
-.PHONY: run install kb generate train shell serve stop test test-deps lint validate pytest \
-        test-stories eval crossval bench bench-retrain clean
+.PHONY: run run-cluster stop-cluster status-cluster install kb generate train shell serve stop test \
+        test-deps lint validate pytest test-stories eval crossval bench bench-retrain clean
 
 ## run: install, build the knowledge base, train if needed, start everything (Ctrl-C stops)
 run: train
 	@scripts/run.sh
+
+## run-cluster: two replicas behind nginx on :5005, conversations and knowledge in PostgreSQL, locks
+## and WeChat state in Redis (README "Several replicas"); returns once GET /status answers 200
+run-cluster: train
+	@scripts/cluster.sh start
+
+## stop-cluster: stop nginx and every replica that run-cluster started
+stop-cluster:
+	@scripts/cluster.sh stop
+
+status-cluster:
+	@scripts/cluster.sh status
 
 install:
 	@scripts/install.sh

@@ -2,7 +2,8 @@
 # Start or stop the action server and the Rasa server in the background.
 #   scripts/serve.sh start   -> waits until GET /status answers 200
 #   scripts/serve.sh stop
-# Logs and pids go to build/run/. RASA_PORT / ACTIONS_PORT override the ports.
+# Logs and pids go to build/run/. RASA_PORT / ACTIONS_PORT override the ports; RASA_INTERFACE the
+# address Rasa listens on (default: every interface; scripts/cluster.sh puts replicas on 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RASA_PORT="${RASA_PORT:-5005}"
@@ -49,6 +50,7 @@ start() {
   # command line, where every user of the machine could read it with ps.
   KEPU_API_TOKEN="$(token)" ACTION_ENDPOINT_URL="http://127.0.0.1:$ACTIONS_PORT/webhook" \
   .venv/bin/python -m bot.server run --model "$model" --port "$RASA_PORT" \
+    ${RASA_INTERFACE:+--interface "$RASA_INTERFACE"} \
     --enable-api --cors "*" \
     --credentials credentials.yml --endpoints "$endpoints" > "$run/rasa.log" 2>&1 &
   echo $! > "$run/rasa.pid"
