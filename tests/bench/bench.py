@@ -121,10 +121,11 @@ def stock_target(model: Path) -> Target:
     process: list[subprocess.Popen] = []
 
     def start() -> None:
+        # --enable-api: GET /status (readiness and memory, as for the project) exists only with the API on.
         with open(log, "w", encoding="utf-8") as out:
             process.append(subprocess.Popen(
                 [RASA, "run", "--model", str(model), "--port", str(STOCK_PORT), "-i", "127.0.0.1",
-                 "--endpoints", str(STOCK / "endpoints.yml")], cwd=STOCK, stdout=out, stderr=subprocess.STDOUT))
+                 "--enable-api", "--endpoints", str(STOCK / "endpoints.yml")], cwd=STOCK, stdout=out, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + 180
         while not is_ready(f"http://127.0.0.1:{STOCK_PORT}"):
             if process[-1].poll() is not None or time.monotonic() > deadline:
