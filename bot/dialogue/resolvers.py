@@ -17,7 +17,7 @@ from bot.dialogue.reading import next_steps_entities, read, remembered
 from bot.dialogue.retrieval import Hit, index_for
 from bot.dialogue.topics import HANDLERS, RELEVANT, answer, facts_reply, first, others_hint
 from bot.dialogue.types import Frame, Reply
-from bot.dialogue.understand import _gazetteer, per_kb, unstated_details
+from bot.dialogue.understand import LONG_MESSAGE, _gazetteer, per_kb, unstated_details
 from bot.faq import MIN_CONFIDENCE, is_expired, matcher_for
 from bot.knowledge.answers import citation, fill, fmt_date, joint_action_facts, render, short
 from bot.text import is_meaningful
@@ -806,9 +806,6 @@ def clarification(frame: Frame) -> Reply | None:
     offered = [{"intent": name, "entities": {t: v for t, v in ents.items() if t in RELEVANT.get(name, ())}}
                for name, _ in options]
     return Reply(say(kb, "clarify"), buttons=buttons, kind="clarify", context={"offered": offered})
-
-
-LONG_MESSAGE = 40
 
 
 def completed_long_message(frame: Frame, reply: Reply) -> Reply:
