@@ -504,3 +504,59 @@ def shared_dashboard() -> Dashboard:
         if _shared is None:
             _shared = Dashboard()
         return _shared
+
+
+# ---------------------------------------------------------------- the same figures as rows
+
+
+CHANNEL_LABELS = {"widget": "网页", "wechat": "微信"}
+OUTCOME_LABELS = {"answer": "已回答（通知内容）", "faq": "常见问题回答", "unstated": "通知未说明",
+                  "clarify": "追问澄清（您是想问）", "refusal": "超出范围（婉拒）", "other": "闲聊及其他"}
+VOTE_LABELS = {"up": "满意", "down": "不满意"}
+COLUMNS = ("指标", "项目", "网页", "微信", "合计", "占比")
+RESOLVED = ("answer", "faq")  # 解决率: answered from the notice or by a staff FAQ
+
+
+def percent(value: float | None) -> str:
+    """0.8234 -> '82.3%'; None -> '—'."""
+    return "—" if value is None else f"{value:.1%}"
+
+
+def resolution(summary: Summary) -> float | None:
+    """解决率: the share of messages answered from the notice or by a staff FAQ."""
+    messages = total(summary.message_total())
+    return sum(total(summary.outcomes[o]) for o in RESOLVED) / messages if messages else None
+
+
+def label_topics(summary: Summary, kb: KnowledgeSet) -> Summary:
+    """Fill in each topic's label for people (the fact's title, the FAQ's first question)."""
+    for topic in summary.topics:
+        topic.label = topic_label(kb, topic.key)
+    return summary
+
+
+def _row(figure: str, item: str, counts: Counts, share: str = "") -> dict[str, Any]:
+    return {"指标": figure, "项目": item, "网页": counts.get("widget", 0), "微信": counts.get("wechat", 0),
+            "合计": total(counts), "占比": share}
+
+
+def _text_row(figure: str, item: str, share: str = "") -> dict[str, Any]:
+    return {"指标": figure, "项目": item, "网页": "", "微信": "", "合计": "", "占比": share}
+
+
+def summary_rows(summary: Summary) -> list[dict[str, Any]]:
+    """Every figure of the summary as rows of COLUMNS (the CSV and `bot report summary`)."""
+    messages, conversations = summary.message_total(), summary.conversation_total()
+    rows = [_text_row("时间段", summary.period.label()),
+            _row("合计", "咨询消息数", messages), _row("合计", "对话数（按天）", conversations),
+            _text_row("合计", "解决率", percent(resolution(summary))),
+            _text_row("合计", "满意率", percent(summary.satisfaction()))]
+    rows += [_row("每日消息数", day, counts) for day, counts in summary.messages.items()]
+    rows += [_row("每日对话数", day, counts) for day, counts in summary.conversations.items()]
+    rows += [_row("回答情况", OUTCOME_LABELS[o], summary.outcomes[o], percent(summary.share(o))) for o in OUTCOMES]
+    votes = total(summary.votes["up"]) + total(summary.votes["down"])
+    rows += [_row("评价", VOTE_LABELS[v], summary.votes[v], percent(total(summary.votes[v]) / votes if votes else None))
+             for v in ("up", "down")]
+    rows += [_row("热门话题", f"{i}. {t.label or t.key}", t.counts) for i, t in enumerate(summary.topics, 1)]
+    rows += [_row("咨询时段", f"{hour:02d}时", counts) for hour, counts in enumerate(summary.hours)]
+    return rows

@@ -55,13 +55,13 @@ class Asked:
 
 @dataclass
 class Group:
-    """Questions that mean the same, most asked first."""
+    """Questions that mean the same, the most asked (then the first asked) first."""
 
     questions: list[str]  # distinct grouped forms, most asked first
     count: int
     first: float
     last: float
-    examples: list[str] = field(default_factory=list)  # up to EXAMPLES typed wordings, most frequent first
+    examples: list[str] = field(default_factory=list)  # up to EXAMPLES typed wordings, most frequent (then first) first
 
     @property
     def question(self) -> str:
@@ -216,7 +216,8 @@ def group(asked: Iterable[Asked], threshold: float = THRESHOLD, background: Back
     for row in asked:
         if row.question:
             forms[row.question].append(row)
-    ranked = sorted(forms, key=lambda q: (-sum(r.count for r in forms[q]), q))
+    # The most asked first; among equals, the one asked first.
+    ranked = sorted(forms, key=lambda q: (-sum(r.count for r in forms[q]), min(r.first for r in forms[q]), q))
     numbers = cluster(ranked, threshold, background)
     members: dict[int, list[str]] = defaultdict(list)
     for question, number in zip(ranked, numbers, strict=True):
@@ -227,9 +228,12 @@ def group(asked: Iterable[Asked], threshold: float = THRESHOLD, background: Back
 
 def _group(rows: list[Asked], questions: list[str]) -> Group:
     typed: Counter[str] = Counter()
+    since: dict[str, float] = {}
     for row in rows:
-        typed[row.typed.strip()] += row.count
-    examples = [text for text, _ in sorted(typed.items(), key=lambda item: -item[1]) if text][:EXAMPLES]
+        text = row.typed.strip()
+        typed[text] += row.count
+        since[text] = min(since.get(text, row.first), row.first)
+    examples = [text for text in sorted(typed, key=lambda t: (-typed[t], since[t], t)) if text][:EXAMPLES]
     return Group(questions=questions, count=sum(r.count for r in rows), first=min(r.first for r in rows),
                  last=max(r.last for r in rows), examples=examples)
 

@@ -12,6 +12,7 @@ import pytest
 
 from bot.staff import dashboard as board
 from bot.staff.dashboard import Dashboard, Period, parse_period
+from tests.dashboard_data import append, session_start, turn
 
 UTC = dt.timezone.utc
 TODAY = dt.date(2026, 12, 3)
@@ -21,48 +22,10 @@ MIDNIGHT = dt.datetime(2026, 12, 2, 16, 0, 0, tzinfo=UTC).timestamp()
 NOON = dt.datetime(2026, 12, 3, 4, 0, 0, tzinfo=UTC).timestamp()  # 12:00 Beijing
 
 
-def turn(text: str, kind: str | None, at: float, intent: str = "ask_time", facts: list[str] | None = None) -> list:
-    """What Rasa stores for one message answered by action_answer (slots as the action sets them)."""
-    from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
-
-    events = [UserUttered(text, intent={"name": intent, "confidence": 0.9},
-                          parse_data={"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []},
-                          timestamp=at),
-              ActionExecuted("action_answer", timestamp=at + 0.1), BotUttered("……", timestamp=at + 0.2),
-              SlotSet("context", {}, timestamp=at + 0.3)]
-    if kind is not None:
-        events += [SlotSet("reply_kind", kind, timestamp=at + 0.4),
-                   SlotSet("reply_facts", facts or [], timestamp=at + 0.5)]
-    return [*events, ActionExecuted("action_listen", timestamp=at + 0.6)]
-
-
-def session_start(at: float) -> list:
-    """A new session, with the slots Rasa carries over (carry_over_slots_to_new_session)."""
-    from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet
-
-    return [ActionExecuted("action_session_start", timestamp=at), SessionStarted(timestamp=at + 0.01),
-            SlotSet("reply_kind", "refusal", timestamp=at + 0.02), SlotSet("reply_facts", [], timestamp=at + 0.03),
-            ActionExecuted("action_listen", timestamp=at + 0.04)]
-
-
 @pytest.fixture()
-def save(tmp_path: Path, domain: dict[str, Any]) -> Callable[..., Any]:
+def save(tmp_path: Path) -> Callable[..., Any]:
     """save(conversations): append events to the senders' trackers in tmp_path/conversations.db."""
-    from rasa.core.tracker_store import SQLTrackerStore
-    from rasa.shared.core.domain import Domain
-
-    rasa_domain = Domain.from_dict(domain)
-    store = SQLTrackerStore(rasa_domain, dialect="sqlite", db=str(tmp_path / "conversations.db"))
-
-    async def saver(conversations: dict[str, list]) -> None:
-        for sender, events in conversations.items():
-            tracker = await store.get_or_create_tracker(sender, append_action_listen=False)
-            for event in events:
-                tracker.update(event)
-            await store.save(tracker)
-
-    yield saver
-    store.engine.dispose()
+    return lambda conversations: append(tmp_path / "conversations.db", conversations)
 
 
 @pytest.fixture()
