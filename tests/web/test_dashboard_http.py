@@ -204,11 +204,10 @@ async def test_the_faq_form_opens_prefilled_from_a_group(site: str) -> None:
 
 async def test_the_same_figures_as_csv(site: str) -> None:
     session, _ = await logged_in(site)
-    async with session:
-        async with session.get(site + "/admin/dashboard.csv?days=7") as resp:
-            assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/csv")
-            assert 'filename="summary-2026-11-27-2026-12-03.csv"' in resp.headers["Content-Disposition"]
-            data = await resp.read()
+    async with session, session.get(site + "/admin/dashboard.csv?days=7") as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/csv")
+        assert 'filename="summary-2026-11-27-2026-12-03.csv"' in resp.headers["Content-Disposition"]
+        data = await resp.read()
     assert data.startswith("\ufeff".encode())
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
     by = {(r["指标"], r["项目"]): r for r in rows}
