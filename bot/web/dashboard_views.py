@@ -151,7 +151,7 @@ class DashboardViews:
             csv_link="/admin/dashboard.csv" + (f"?{query}" if query else ""), zone=_zone_label(),
             channels=CHANNELS, channel_labels=CHANNEL_LABELS, outcomes=OUTCOMES, outcome_labels=OUTCOME_LABELS,
             votes=("up", "down"), vote_labels=VOTE_LABELS, total=total, percent=percent,
-            resolution=resolution(summary), not_covered=NOT_COVERED)
+            resolution=resolution(summary), not_covered=NOT_COVERED, max_groups=MAX_GROUPS)
 
     async def page(self, request: Request, session: Any) -> HTTPResponse:
         """GET /admin/dashboard."""
