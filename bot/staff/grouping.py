@@ -36,7 +36,7 @@ from bot.knowledge.loader import nlu_examples
 from bot.knowledge.store import ROOT
 
 # Cosine similarity to a group's centroid at or above which a question joins it (measured, see above).
-THRESHOLD = 0.12
+THRESHOLD = 0.20
 EXAMPLES = 3  # typed wordings shown per group
 CHARACTER_WEIGHT = 1.0  # a single character counts as much as a bigram (measured with the threshold)
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")

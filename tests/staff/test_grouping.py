@@ -11,9 +11,9 @@ from bot.staff.reports import question_form
 from bot.staff.suggestions import NOT_COVERED, suggest
 from tests.bench.grouping_threshold import MIN_PURITY, chosen_threshold, measure, suggestion_hits
 
-# Measured 2026-12-04 at THRESHOLD 0.12: tune purity 0.954, coverage 0.874; check 1.000, 0.879.
+# Measured 2026-12-04 at THRESHOLD 0.20: tune purity 0.979, coverage 0.784; check 0.961, 0.855.
 CHECK_PURITY = 0.95
-CHECK_COVERAGE = 0.85
+CHECK_COVERAGE = 0.82
 # New training examples move the background weights a little: the chosen threshold may drift.
 DRIFT = 0.03
 
@@ -94,4 +94,4 @@ def test_suggestions_on_the_labelled_groups(capsys: pytest.CaptureFixture[str]) 
     right, total = suggestion_hits("check")
     with capsys.disabled():
         print(f"\nsuggested answer as labelled: {right} of {total} check groups")
-    assert right >= 10  # measured: 11 of 13
+    assert right >= 12  # measured: 13 of 15
