@@ -52,6 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from bot import clock
 from bot.channels.senders import WECHAT_PREFIX
@@ -347,7 +348,10 @@ class Dashboard:
                 rows = self._events_after(start)
                 if not rows:
                     return read
-                read += self._apply(rows, last_id)
+                try:
+                    read += self._apply(rows, last_id)
+                except IntegrityError:  # another replica stored the same messages a moment before
+                    read += self._apply(rows, last_id)
                 start = last_id = max(last_id, rows[-1][0])
                 if len(rows) < BATCH:
                     return read
@@ -398,7 +402,7 @@ class Dashboard:
                 if target is not None:
                     column, value = _slot_value(name, data)
                     batch.slots.setdefault(int(target), {})[column] = value
-            existing = self._existing(conn, [i for i in batch.rows if i <= last_id])
+            existing = self._existing(conn, list(batch.rows))
             fresh = [{**row, **batch.slots.get(i, {})} for i, row in batch.rows.items() if i not in existing]
             if fresh:
                 conn.execute(insert(messages_table), fresh)
@@ -412,10 +416,11 @@ class Dashboard:
 
     @staticmethod
     def _existing(conn: Connection, ids: list[int]) -> set[int]:
-        """Which of `ids` (messages of the re-read overlap) are stored already."""
-        if not ids:
-            return set()
-        return {int(i) for i in conn.execute(select(_m.id).where(_m.id.in_(ids))).scalars()}
+        """Which of `ids` are stored already (in chunks: databases bound the number of parameters)."""
+        found: set[int] = set()
+        for start in range(0, len(ids), 500):
+            found.update(int(i) for i in conn.execute(select(_m.id).where(_m.id.in_(ids[start:start + 500]))).scalars())
+        return found
 
     # ------------------------------------------------------------ figures
 

@@ -135,9 +135,8 @@ def training_background() -> Background:
     return _training_background(str(folder), _stamp(folder), stop_words())
 
 
-def _vectors(questions: Sequence[str], stop: frozenset[str], background: Background) -> list[dict[str, float]]:
-    """Unit-length TF-IDF vectors of the questions, IDF over these questions and the background's."""
-    bags = [features(q, stop) for q in questions]
+def _vectors(bags: Sequence[Counter[str]], background: Background) -> list[dict[str, float]]:
+    """Unit-length TF-IDF vectors of the bags, IDF over these bags and the background's."""
     df: Counter[str] = Counter()
     for bag in bags:
         df.update(bag.keys())
@@ -207,7 +206,14 @@ def cluster(questions: Sequence[str], threshold: float = THRESHOLD,
     """The group number of each question, in the given (priority) order; equal numbers mean the same.
     `background`: default the training data's questions."""
     background = training_background() if background is None else background
-    return _clusters(_vectors(questions, stop_words(), background), threshold)
+    stop = stop_words()
+    # Wordings that differ only in question words, particles or punctuation ("请问社保怎么交啊")
+    # are one: they are compared, and counted in the IDF, once.
+    keys = [tuple(sorted(features(q, stop).items())) for q in questions]
+    unique = list(dict.fromkeys(keys))
+    numbers = dict(zip(unique, _clusters(_vectors([Counter(dict(k)) for k in unique], background), threshold),
+                       strict=True))
+    return [numbers[k] for k in keys]
 
 
 def group(asked: Iterable[Asked], threshold: float = THRESHOLD, background: Background | None = None) -> list[Group]:
