@@ -38,12 +38,20 @@ def session_start(at: float) -> list:
             ActionExecuted("action_listen", timestamp=at + 0.04)]
 
 
-async def append(tracker_db: Path, conversations: dict[str, list]) -> None:
-    """Append each sender's events to their tracker in the SQLite tracker store `tracker_db`."""
+async def append(tracker_db: Path | str, conversations: dict[str, list]) -> None:
+    """Append each sender's events to their tracker in the tracker store `tracker_db`: a SQLite file,
+    or a postgresql:// URL (user and host as Rasa's SQL tracker store takes them)."""
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.domain import Domain
+    from sqlalchemy.engine import make_url
 
-    store = SQLTrackerStore(Domain.load(str(ROOT / "domain.yml")), dialect="sqlite", db=str(tracker_db))
+    domain = Domain.load(str(ROOT / "domain.yml"))
+    if isinstance(tracker_db, str) and tracker_db.startswith("postgresql"):
+        url = make_url(tracker_db)
+        store = SQLTrackerStore(domain, dialect="postgresql", host=url.host, port=url.port, db=url.database,
+                                username=url.username, password=url.password)
+    else:
+        store = SQLTrackerStore(domain, dialect="sqlite", db=str(tracker_db))
     try:
         for sender, events in conversations.items():
             tracker = await store.get_or_create_tracker(sender, append_action_listen=False)

@@ -52,7 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from bot import clock
 from bot.channels.senders import WECHAT_PREFIX
@@ -330,10 +330,15 @@ class Dashboard:
     # ------------------------------------------------------------ incremental refresh
 
     def _ensure_tables(self) -> None:
-        if not self._ready:
+        if self._ready:
+            return
+        try:
             with self.store.begin() as conn:
                 dashboard_tables.create_all(conn, checkfirst=True)
-            self._ready = True
+        except (IntegrityError, ProgrammingError):  # another replica created them at the same moment
+            with self.store.begin() as conn:
+                dashboard_tables.create_all(conn, checkfirst=True)
+        self._ready = True
 
     def refresh(self) -> int:
         """Read the events added since the last refresh; the number of messages read."""
@@ -341,7 +346,10 @@ class Dashboard:
         with self._lock:
             if not self._has_events():
                 return 0
-            last_id = self._start()
+            try:
+                last_id = self._start()
+            except IntegrityError:  # another replica started the table at the same moment
+                last_id = self._start()
             read = 0
             start = max(0, last_id - self.overlap)
             while True:

@@ -3,7 +3,11 @@ with a fixed clock and days in Beijing time."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
+import importlib.util
+import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,7 @@ from bot.staff import dashboard as board
 from bot.staff.dashboard import Dashboard, Period, parse_period
 from tests.dashboard_data import append, session_start, turn
 
+ROOT = Path(__file__).resolve().parents[2]
 UTC = dt.timezone.utc
 TODAY = dt.date(2026, 12, 3)
 # 2026-12-02 23:59:59 and 2026-12-03 00:00:00 in Beijing: the same UTC afternoon.
@@ -202,3 +207,47 @@ def test_the_default_period_is_the_last_30_days_of_the_injected_clock(dash) -> N
 ])
 def test_parse_period(args: dict[str, str], period: Period, error: str) -> None:
     assert parse_period(TODAY, **args) == (period, error)
+
+
+# ---------------------------------------------------------------- PostgreSQL (the multi-replica setup)
+
+PG_SERVER = os.environ.get("KEPU_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
+
+
+def _cluster_stores() -> Any:
+    spec = importlib.util.spec_from_file_location("cluster_stores", ROOT / "scripts" / "cluster_stores.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture()
+def pg_url() -> str:
+    """A fresh PostgreSQL database for the tracker store and the dashboard's table, dropped afterwards."""
+    stores = _cluster_stores()
+    url = f"{PG_SERVER}/kepu_dash_{uuid.uuid4().hex[:10]}"
+    try:
+        stores.ensure_database(url)
+    except stores.StoreError as exc:
+        pytest.fail(f"no PostgreSQL server at {PG_SERVER} (python-svc machines run one): {exc}")
+    yield url
+    stores.drop_database(url)
+
+
+async def test_postgresql_gives_the_same_figures_and_two_replicas_count_once(pg_url: str) -> None:
+    await append(pg_url, SEEDED)
+    replicas = [Dashboard(pg_url, pg_url, today=lambda: TODAY) for _ in range(2)]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:  # both read the same events at once
+            list(pool.map(lambda board: board.refresh(), replicas))
+        for board in replicas:
+            summary = board.summary(Period(dt.date(2026, 12, 2), TODAY))
+            assert summary.messages == {"2026-12-02": {"widget": 1, "wechat": 0},
+                                        "2026-12-03": {"widget": 6, "wechat": 3}}
+            assert summary.outcomes["faq"] == {"widget": 1, "wechat": 0}
+            assert summary.hours[23] == {"widget": 1, "wechat": 0}
+        assert {a.question for a in replicas[0].unanswered(Period(dt.date(2026, 12, 2), TODAY))} == {
+            "停车方便吗", "社保怎么交", "那个怎么弄", "医保卡丢了"}
+    finally:
+        for board in replicas:
+            board.dispose()
