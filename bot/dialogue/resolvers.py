@@ -211,7 +211,7 @@ def faq_reply(frame: Frame, faq_id: str) -> Reply | None:
         text = say(frame.kb, "faq_expired", question=faq.questions[0], date=fmt_date(faq.valid_until))
     else:
         text = faq.answer + (say(frame.kb, "faq_source", source=faq.source) if faq.source else "")
-    return Reply(text, kind="answer", context={})
+    return Reply(text, kind="answer", context={}, faq=faq.id)
 
 
 def _weak_reading(frame: Frame, below: float = 0.0) -> bool:

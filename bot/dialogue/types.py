@@ -38,6 +38,7 @@ class Reply:
     context: dict[str, Any] = field(default_factory=dict)
     kind: str = "answer"  # answer | refusal | clarify | unstated | smalltalk | empty
     facts: list[str] = field(default_factory=list)
+    faq: str = ""  # the staff FAQ answered, if any (for the staff dashboard's topics)
 
 
 @dataclass
