@@ -45,6 +45,7 @@ def add_project_routes(app: Sanic, admin_site: Any = None, rate_limiter: RateLim
     """
     guard_app(app)
     install_rate_limits(app, rate_limiter or RateLimiter.from_env())
+    app.register_listener(_read_knowledge_early, "after_server_start")
 
     @app.middleware("request")
     async def public_status(request: Request) -> HTTPResponse | None:
@@ -61,6 +62,16 @@ def add_project_routes(app: Sanic, admin_site: Any = None, rate_limiter: RateLim
     except ImportError:
         return
     register_web(app, admin_site=admin_site)
+
+
+async def _read_knowledge_early(app: Sanic, _loop: Any) -> None:
+    """Read the knowledge base once at start, so the consultation phone of the "系统繁忙" reply is
+    known even when the database is down the first time a message fails."""
+    import asyncio
+
+    from bot.knowledge.store import consultation_phone
+
+    await asyncio.to_thread(consultation_phone)
 
 
 def configure_app_with(admin_site: Any = None) -> Callable[..., Sanic]:
