@@ -136,6 +136,13 @@ CONF
     # 10 s; nginx never sends a POST that reached one replica to another.
     proxy_next_upstream error timeout http_502 http_503;
     location = /status { proxy_pass http://rasa_any; }
+    # A REST message whose replica died before answering is run again on another one (at least
+    # once: it waits there for the dead replica's lock ticket, lock_lifetime in endpoints.yml); a
+    # slow answer (timeout) is not sent twice.
+    location /webhooks/rest/ {
+      proxy_pass http://rasa_any;
+      proxy_next_upstream error http_502 http_503 non_idempotent;
+    }
     location /admin { proxy_pass http://rasa_admin; }
     location ~ ^/(model|conversations|domain|version)(/|\$) { return 404; }
     location / { proxy_pass http://rasa_any; }
