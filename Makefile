@@ -86,6 +86,11 @@ test: test-deps train
 test-faults: test-deps train
 	@$(PY) -m pytest -q -p no:warnings tests/faults
 
+## loadtest: locust, 200 users in multi-turn conversations for 60 s against a cluster it starts on free
+## ports; fails on any wrong or missing reply (results/loadtest.json, results/loadtest.png)
+loadtest: test-deps train
+	@$(PY) -m tests.load.run
+
 ## eval: the dev and the holdout conversation suites, each reported on its own, against a running
 ## server (starts one if none answers); non-zero when the holdout misses a target. EVAL_SET=dev|holdout|all
 EVAL_SET ?= all

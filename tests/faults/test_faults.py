@@ -35,8 +35,7 @@ import pytest
 
 from bot.channels import BUSY
 from bot.knowledge.loader import load_knowledge
-from tests.e2e.test_cluster import Cluster, _cluster_env, _ports, cluster_sh
-from tests.servers import PostgresServer, RedisServer
+from tests.cluster import Cluster, ClusterStartError, own_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -130,45 +129,17 @@ class Load:
         assert len(self.replies) >= target, f"the load got only {len(self.replies)} replies"
 
 
-@dataclass
-class FaultCluster(Cluster):
-    postgres: PostgresServer | None = None
-    actions_ports: tuple[int, int] = (0, 0)
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
+def cluster() -> Iterator[Cluster]:
     if not (ROOT / "build" / "current_model").exists():
         pytest.fail("no trained model (build/current_model): run 'make train' first")
     if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
         pytest.fail("nginx is missing: run 'make test-deps' (apt-get install nginx)")
     try:
-        postgres = PostgresServer().start()
-    except RuntimeError as exc:
+        with own_cluster() as started:
+            yield started
+    except (ClusterStartError, RuntimeError) as exc:
         pytest.fail(str(exc))
-    redis = RedisServer(tmp_path_factory.mktemp("faults-redis")).start()
-    run = uuid.uuid4().hex[:10]
-    ports = _ports(5)
-    db_url, redis_url = postgres.url(f"kepu_faults_{run}"), f"redis://127.0.0.1:{redis.port}/3"
-    env = _cluster_env(ports, db_url, redis_url, f"kepufaults{run}")
-    made = FaultCluster(ports[0], (ports[1], ports[2]), db_url, redis, redis_url, f"kepufaults{run}", env,
-                        postgres=postgres, actions_ports=(ports[3], ports[4]))
-    started = cluster_sh("start", env)
-    try:
-        if started.returncode != 0:
-            pytest.fail(f"scripts/cluster.sh start failed:\n{started.stdout}\n{started.stderr}")
-        yield made
-    finally:
-        cluster_sh("stop", env, timeout=120)
-        redis.stop()
-        postgres.remove()
-        shutil.rmtree(made.folder, ignore_errors=True)
-        for port in ports[1:3]:
-            shutil.rmtree(ROOT / "build" / f"run-{port}", ignore_errors=True)
-
-
-def log_of(cluster: FaultCluster, port: int) -> Path:
-    return ROOT / "build" / f"run-{port}" / "rasa.log"
 
 
 def wait_gone(pid: int) -> None:
@@ -177,7 +148,7 @@ def wait_gone(pid: int) -> None:
         time.sleep(0.05)
 
 
-def start_action_server(cluster: FaultCluster, replica: int) -> None:
+def start_action_server(cluster: Cluster, replica: int) -> None:
     """The replica's action server again, as scripts/serve.sh starts it; its pid where serve.sh
     keeps it, so `cluster.sh stop` stops it."""
     rasa_port, actions_port = cluster.replica_ports[replica], cluster.actions_ports[replica]
@@ -205,7 +176,7 @@ def assert_every_request_answered(replies: list[Reply]) -> None:
 
 # -- the action server ----------------------------------------------------------
 
-def test_an_action_server_killed_mid_load_means_busy_then_answers(cluster: FaultCluster) -> None:
+def test_an_action_server_killed_mid_load_means_busy_then_answers(cluster: Cluster) -> None:
     a = cluster.a
     assert PHONE in "".join(post(a, "fault-warm", "联系电话")[1][0]["text"])
     with Load(cluster.front) as load:
@@ -228,7 +199,7 @@ def test_an_action_server_killed_mid_load_means_busy_then_answers(cluster: Fault
 
 # -- PostgreSQL -------------------------------------------------------------------
 
-def user_texts(cluster: FaultCluster, senders: set[str]) -> dict[str, list[str]]:
+def user_texts(cluster: Cluster, senders: set[str]) -> dict[str, list[str]]:
     from sqlalchemy import create_engine, text
 
     engine = create_engine(cluster.db_url, future=True)
@@ -244,7 +215,7 @@ def user_texts(cluster: FaultCluster, senders: set[str]) -> dict[str, list[str]]
     return found
 
 
-def test_a_postgresql_restart_is_ridden_out_and_no_event_is_lost(cluster: FaultCluster) -> None:
+def test_a_postgresql_restart_is_ridden_out_and_no_event_is_lost(cluster: Cluster) -> None:
     postgres = cluster.postgres
     assert postgres is not None
     with Load(cluster.front) as load:
@@ -259,16 +230,16 @@ def test_a_postgresql_restart_is_ridden_out_and_no_event_is_lost(cluster: FaultC
     for reply in load.replies:
         sent.setdefault(reply.sender, []).append(reply.text)
     assert user_texts(cluster, set(sent)) == sent
-    stored = "\n".join(log_of(cluster, port).read_text(encoding="utf-8") for port in cluster.replica_ports)
+    stored = "\n".join(cluster.log(port).read_text(encoding="utf-8") for port in cluster.replica_ports)
     assert "tracker store: the database does not answer" in stored
 
 
 # -- Redis --------------------------------------------------------------------------
 
-def test_an_unreachable_redis_is_logged_and_answered_politely(cluster: FaultCluster) -> None:
+def test_an_unreachable_redis_is_logged_and_answered_politely(cluster: Cluster) -> None:
     redis = cluster.redis
     assert redis.process is not None
-    before = {port: log_of(cluster, port).stat().st_size for port in cluster.replica_ports}
+    before = {port: cluster.log(port).stat().st_size for port in cluster.replica_ports}
     with Load(cluster.front, users=4) as load:
         load.wait_for(8)
         os.kill(redis.process.pid, signal.SIGSTOP)
@@ -283,13 +254,13 @@ def test_an_unreachable_redis_is_logged_and_answered_politely(cluster: FaultClus
     during = [r for r in load.replies if r.started > stopped_at and r.ended < continued_at]
     assert during and all(r.texts == [BUSY_TEXT] for r in during), during[:3]
     assert not any(r.busy for r in load.replies[-4:])  # once Redis answers, so does the bot
-    logged = "".join(log_of(cluster, port).read_text(encoding="utf-8")[size:] for port, size in before.items())
+    logged = "".join(cluster.log(port).read_text(encoding="utf-8")[size:] for port, size in before.items())
     assert f"lock store: Redis 127.0.0.1:{redis.port} does not answer" in logged
 
 
 # -- a replica (last: replica B stays down) --------------------------------------------
 
-def test_a_replica_killed_mid_load_is_routed_around_and_context_is_kept(cluster: FaultCluster) -> None:
+def test_a_replica_killed_mid_load_is_routed_around_and_context_is_kept(cluster: Cluster) -> None:
     from tests.e2e.test_cluster import CONGRESS_VENUE, say
 
     held = f"fault-held-{uuid.uuid4().hex[:6]}"
