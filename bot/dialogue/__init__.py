@@ -20,7 +20,7 @@ from bot.dialogue.resolvers import RESOLVERS, completed_long_message, fallback_r
 from bot.dialogue.several import question_parts
 from bot.dialogue.topics import HANDLERS
 from bot.dialogue.types import Reply, Turn
-from bot.dialogue.understand import understand
+from bot.dialogue.understand import PROTECTED, understand
 from bot.knowledge.model import KnowledgeSet
 
 __all__ = ["HANDLERS", "Reply", "Turn", "hot_buttons", "refusal", "respond"]
@@ -34,9 +34,16 @@ def respond(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
     reply = _respond_one(kb, turn, today)
     typed = not (turn.text or "").startswith("/")
     parts = question_parts(turn.text or "", lexicon(kb.facts), kb) if typed else []
-    if len(parts) < 2 or reply.kind == "unstated":
-        return reply  # "联系电话几点到几点有人接": one question with a detail the notice lacks
-    return _several(reply, [_respond_one(kb, _part(turn, p), today) for p in parts])
+    if len(parts) < 2:
+        return reply
+    replies = [_respond_one(kb, _part(turn, p), today) for p in parts]
+    asking = [r for p, r in zip(parts, replies, strict=True) if any(c in PROTECTED for c in p)]
+    if reply.kind == "unstated" and (len(asking) < 2 or not any(
+            r.kind == "answer" and not set(r.facts) <= set(reply.facts) for r in asking)):
+        # "联系电话几点到几点有人接": one question with a detail the notice lacks (one question word);
+        # "……谁牵头的 我们要去哪里报备" asks a second question, which the notice answers.
+        return reply
+    return _several(reply, replies)
 
 
 def _respond_one(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Reply:
@@ -56,19 +63,18 @@ def _part(turn: Turn, text: str) -> Turn:
 
 def _several(whole: Reply, parts: list[Reply]) -> Reply:
     """The reply to the whole message, completed with what each of its questions adds."""
-    answered = [r for r in parts if r.kind in ANSWERS and r.facts]
-    # Two questions or more answered one by one: each was read on its own, which the reading of
-    # the whole message, with both questions' words mixed, cannot beat.
-    base = [whole] if whole.kind in ANSWERS and len(answered) < 2 else []
-    if not base and len(answered) < 2:
-        return whole
-    replies, seen = list(base), set(base[0].facts if base else ())
-    for reply in answered:
+    distinct, seen = [], set()
+    for reply in (r for r in parts if r.kind in ANSWERS and r.facts):
         if not set(reply.facts) <= seen:
-            replies.append(reply)
+            distinct.append(reply)
             seen |= set(reply.facts)
-    if len(replies) < 2:
-        return whole
-    kind = "answer" if any(r.kind == "answer" for r in replies) else "unstated"
-    return Reply("\n".join(r.text for r in replies), context=replies[-1].context, kind=kind,
-                 facts=[f for r in replies for f in r.facts])
+    # Two questions or more answered one by one: each was read on its own, which the reading of
+    # the whole message, with both questions' words mixed, cannot beat. One question's answer
+    # completes the reading of the whole message when it adds to it.
+    if len(distinct) < 2:
+        if whole.kind not in ANSWERS or not distinct or set(distinct[0].facts) <= set(whole.facts):
+            return whole
+        distinct = [whole, *distinct]
+    kind = "answer" if any(r.kind == "answer" for r in distinct) else "unstated"
+    return Reply("\n".join(r.text for r in distinct), context=distinct[-1].context, kind=kind,
+                 facts=[f for r in distinct for f in r.facts])

@@ -24,6 +24,8 @@ NO_EVIDENCE_CONFIDENCE = 0.5
 # Below these the classifier is "unsure" and a question word that disagrees wins.
 UNSURE = 0.8
 UNSURE_OUT_OF_SCOPE = 0.6
+# A reading at least this sure is not overridden by a unit the question names in passing.
+UNIT_OVERRIDE = 0.5
 SHORT_FOLLOW_UP = 8
 # Question types about the same subject: a short follow-up stays on its subject.
 TOPIC_GROUPS = [
@@ -192,6 +194,11 @@ def _named_thing(frame: Frame, intent: str) -> str:
     if intent == frame.intent and frame.confidence >= UNSURE and any(lexicon().cue(n).target == intent
                                                                       for n in frame.cues):
         return intent  # the classifier and the question word agree ("……这份通知的文号是啥")
+    if set(topical) == {"unit"} and intent in HANDLERS and intent not in ("ask_unstated", "ask_registration_status") \
+            and (frame.confidence >= UNIT_OVERRIDE or any(lexicon().cue(n).target == intent for n in frame.cues)):
+        # A unit named on the side ("我是市科协的……主题原话", "中卫市科协近五年的工作报告") does not
+        # turn a reading the classifier or the question word supports into "what that unit leads".
+        return intent
     if intent in ("ask_unstated", "ask_registration_status") and not frame.details and (
             intent == "ask_unstated" or "deadline" not in frame.entities):
         return FOLLOW_UP_DEFAULT[topical[0]]

@@ -18,6 +18,7 @@ from bot.dialogue.retrieval import Hit, index_for
 from bot.dialogue.topics import HANDLERS, RELEVANT, answer, facts_reply, first, others_hint
 from bot.dialogue.types import Frame, Reply
 from bot.dialogue.understand import LONG_MESSAGE, _gazetteer, per_kb, unstated_details
+from bot.dialogue.understand import PROTECTED as PROTECTED_CHARS
 from bot.faq import MIN_CONFIDENCE, is_expired, matcher_for
 from bot.knowledge.answers import citation, fill, fmt_date, joint_action_facts, render, short
 from bot.text import is_meaningful
@@ -74,7 +75,7 @@ def strongly_anchored(frame: Frame) -> bool:
 
 
 # Words that may stand between a thing and the topic word it owns ("马拉松怎么报名", "医院的电话").
-OWNER_GLUE = re.compile(r"(的|之|怎么|如何|咋|在哪|去哪|要|能|可以|是|什么时候|啥时候|什么时间|啥时间|何时|哪天|几号|几月几号"
+OWNER_GLUE = re.compile(r"(的|之|活动|怎么|如何|咋|在哪|去哪|要|能|可以|是|什么时候|啥时候|什么时间|啥时间|何时|哪天|几号|几月几号"
                         r"|在哪里|哪里|哪儿|从哪|找谁|向谁|现在|还能|能不能|可不可以|可以不|开始|一般)*$")
 
 
@@ -513,10 +514,13 @@ def _led_actions(kb, units: list[str]) -> list[str]:
     return [f.id.split(".", 1)[1] for f in joint_action_facts(kb) if f.data.get("lead") in set(units)]
 
 
-def asker(frame: Frame) -> str:
-    """Who the asker says they are ("我们是科协代表，要干啥" -> "科协代表"), or ""."""
+def asker(frame: Frame, described: bool = False) -> str:
+    """Who the asker says they are ("我们是科协代表，要干啥" -> "科协代表"), or ""; `described`: with what
+    follows the name ("我是搞科研的科技工作者" -> "搞科研的科技工作者")."""
     match = lexicon().asker.search(frame.full_text or frame.text)
-    return match.group("who") if match else ""
+    if not match:
+        return ""
+    return match.group(0)[match.start("who") - match.start():] if described else match.group("who")
 
 
 def _duty_question(frame: Frame) -> bool:
@@ -532,7 +536,7 @@ def role_duties(frame: Frame) -> Reply | None:
     if not frame.typed or not _duty_question(frame):
         return None
     who = asker(frame)
-    if set(frame.cues) - {"content"} or frame.details or "contact" in frame.entities or (
+    if set(frame.cues) - (ASKER_CUES if who else {"content"}) or frame.details or "contact" in frame.entities or (
             "deadline" in frame.entities and not who):
         return None
     facts = _asker_facts(frame, who) if who else []
@@ -541,12 +545,15 @@ def role_duties(frame: Frame) -> Reply | None:
     led = [] if facts else _led_actions(frame.kb, frame.entities.get("unit", []))
     if led:  # "我们是水务局的，通知里分给我们啥任务": the actions that unit leads, in full
         return answer(frame.kb, "ask_joint_actions", {"joint_action": led}, frame.context, frame.today)
-    facts = facts or _role_facts(frame.full_text or frame.text)
+    # Else the role the message names; for an asker the notice names nothing of, what any body may
+    # do: the joint actions and how to register them.
+    facts = facts or _role_facts(frame.full_text or frame.text) or (list(ANY_ASKER) if who else [])
     if not facts:
         return None
     hits = _search(frame, "fact:")
-    # What the notice says of exactly who asks ("科普基地" in the 科普阵地 action) comes first.
-    if hits and hits[0].margin >= ROLE_MARGIN and hits[0].id not in facts and thing_of(hits[0].id):
+    # What the notice says of exactly who asks ("科普基地" in the 科普阵地 action, "老年人" in the health
+    # action) comes first: an item of the notice's lists, not an event the question's verb recalls ("参加").
+    if hits and hits[0].margin >= ROLE_MARGIN and hits[0].id not in facts and hits[0].id.startswith(ROLE_ITEMS):
         facts.insert(0, hits[0].id)
     return facts_reply(frame.kb, facts, frame.today, {"intent": "ask_registration", "entities": {}})
 
@@ -559,6 +566,10 @@ def _role_facts(text: str) -> list[str]:
 
 EVENT_DUTIES = ("venue", "content", "agenda")
 ANY_ASKER = ("joint.overview", "registration.how")
+ROLE_ITEMS = ("joint_action.", "content.", "requirement.")
+# With the asker named, these question words ask what the notice gives them ("我们是学校，能参加哪些活动",
+# "我们是生态环境分局，要牵头什么"), not the notice's list or lead units in general.
+ASKER_CUES = {"content", "main_activities", "organizer"}
 
 
 def _asker_facts(frame: Frame, who: str) -> list[str]:
@@ -575,9 +586,9 @@ def _asker_facts(frame: Frame, who: str) -> list[str]:
     for event in named.get("event", []):
         facts += [f"event.{event}.{part}" for part in EVENT_DUTIES if f"event.{event}.{part}" in kb.facts]
     if not facts:  # a kind of body: its joint action, then what its role is asked
-        facts = [f"joint_action.{key}" for key in named.get("joint_action", [])] + _role_facts(who)
-    # Nothing the notice names: what any body may do, the joint actions and how to register them.
-    return list(dict.fromkeys(f for f in facts or ANY_ASKER if f in kb.facts))
+        facts = [f"joint_action.{key}" for key in named.get("joint_action", [])] + _role_facts(
+            asker(frame, described=True))
+    return list(dict.fromkeys(f for f in facts if f in kb.facts))
 
 
 # Literal values of the notice: e-mail, URLs, phone numbers, the 文号 and the index number (ASCII
@@ -744,6 +755,7 @@ def thing_of(fact_id: str) -> tuple[str, str] | None:
 
 _QUOTED = re.compile(r"[“\"「『‘']([^”\"」』’']{2,40})[”\"」』’']")
 _BARE = re.compile(r"[\W_]+")
+_CJK_WORD = re.compile(r"[\u4e00-\u9fff]+")
 QUOTED_MIN = 2
 SPAN_MIN = 8
 SPAN_SHORT = 6
@@ -968,6 +980,63 @@ def remembered_detail(frame: Frame) -> Reply | None:
                                                      "entities": remembered})
 
 
+REMEMBERED_MAX = 10
+# Characters that carry no content of their own in a short follow-up ("要推介啥", "交了会怎样").
+FUNCTION_CHARS = set("的了吗呢啊呀吧是有在和与就也都要会能去来那这个么还再又呗嘛哈哦")
+
+
+def _content_words(frame: Frame) -> list[str]:
+    """The words of a short follow-up that say what it asks about: its question words, cue phrases,
+    generic words and function characters left out ("结合的是什么节" -> 结合, 节; "第几届" -> 届)."""
+    import jieba
+
+    lex = lexicon()
+    text = frame.text.lower()
+    for cue in lex.cues:
+        text = cue.pattern.sub(" ", text)
+    words = []
+    for token in jieba.lcut(text):
+        if token in lex.generic_words or not _CJK_WORD.fullmatch(token):
+            continue
+        bare = "".join(c for c in token if c not in PROTECTED_CHARS and c not in FUNCTION_CHARS)
+        if len(bare) >= 2 or len(bare) == 1 and len(token) >= 2:  # "几届" -> 届, not a lone "干"
+            words.append(bare)
+    return words
+
+
+def remembered_item(frame: Frame) -> Reply | None:
+    """"主场活动有啥内容" then "结合的是什么节" / "第几届": a short follow-up whose content words are
+    in the text of one fact of the remembered thing is answered from that fact; one that only asks
+    what the thing is about ("具体干啥") gets the thing's own description."""
+    remembered = frame.context.get("entities") or {}
+    if not frame.typed or not remembered or len(_BARE.sub("", frame.text)) > REMEMBERED_MAX or frame.foreign:
+        return None
+    if any((t, v) not in _pairs(remembered) for t, vs in frame.entities.items() for v in vs):
+        return None  # something new is named: a topic switch, for the question type to answer
+    things = _pairs(remembered)
+    texts = _fact_texts(frame.kb)
+    facts = [f for f in texts if thing_of(f) in things]
+    words = _content_words(frame)
+    if words:
+        scored = sorted(((sum(w in texts[f] for w in words), f) for f in facts), reverse=True)
+        best = [f for n, f in scored if n and n == scored[0][0]] if scored else []
+        if not best or len(best) > SPAN_MAX_FACTS:
+            return None
+        return facts_reply(frame.kb, best, frame.today, {"intent": frame.context.get("intent", ""),
+                                                         "entities": remembered})
+    if not set(frame.cues) & {"content", "main_activities"}:
+        return None
+    own = [f for f in facts if f in {f"{t}.{v}" for t, v in things} or f.endswith(".content")]
+    if len(own) != 1 or own[0] in (frame.context.get("facts") or []):
+        return None
+    return facts_reply(frame.kb, own, frame.today, {"intent": frame.context.get("intent", ""),
+                                                    "entities": remembered})
+
+
+def _pairs(entities: dict) -> set[tuple[str, str]]:
+    return {(t, v) for t, values in entities.items() for v in values}
+
+
 def fallback_refusal(frame: Frame) -> Reply:
     """Nothing else applied: the polite refusal."""
     return _keep(frame, refusal(frame.kb))
@@ -976,6 +1045,6 @@ def fallback_refusal(frame: Frame) -> Reply:
 RESOLVERS: list[Resolver] = [
     empty_input, acknowledgement, unreadable, correction_only, errand, small_talk, confirmation, other_year, staff_faq,
     quoted, out_of_notice, numbered_event, still_open, notice_part, ordinal_item, role_duties, value_lookup, dated,
-    unstated_detail, refused, remembered_detail, question_type, retrieval_fallback, clarification,
+    unstated_detail, refused, remembered_detail, remembered_item, question_type, retrieval_fallback, clarification,
 ]
 __all__ = ["RESOLVERS", "fallback_refusal", "hot_buttons", "render"]

@@ -103,6 +103,12 @@ def _cue_words(lex: Lexicon) -> frozenset[str]:
 COMMON_WORD = 2000
 
 
+def _unknown_word(word: str) -> bool:
+    import jieba
+
+    return jieba.dt.FREQ.get(word, 0) == 0
+
+
 def _common_word(word: str) -> bool:
     import jieba
 
@@ -134,6 +140,8 @@ class Speller:
         if same and syllables(window) == syllables(same) and any(
                 a == b for a, b in zip(window, same, strict=False)):
             return same
+        if same and _unknown_word(window) and any(a == b for a, b in zip(window, same, strict=False)):
+            return same  # "报民" (bao min) is no word: a fuzzy typo of "报名" (bao ming) that keeps one character
         if len(window) >= 4:
             for i in range(len(window)):
                 masked = self._by_mask.get(window[:i] + "?" + window[i + 1:])
@@ -301,6 +309,10 @@ def _with_preamble(entities: Entities, whole: Entities) -> Entities:
     for kind in SUBJECTS:
         if kind in whole and not any(k in entities for k in SUBJECTS):
             merged[kind] = whole[kind]
+    if "joint_action" in whole and "joint_action" not in entities:
+        # "……听说有科技资源科普化联合行动 我想问一下牵头单位是哪个 可以搞线上直播吗": the action the
+        # preamble names is the subject; the question part's event word ("线上直播") only a detail.
+        merged["joint_action"] = whole["joint_action"]
     return merged
 
 

@@ -90,3 +90,35 @@ def test_the_speller_keeps_grammatical_words_and_mends_words_jieba_only_guessed(
     spell = speller(kb, lexicon(kb.facts))
     assert spell.correct("我们是科协代表") == "我们是科协代表"
     assert "科学节" in spell.correct("青少年科学结是第几届")
+
+
+# -- a short follow-up inside the remembered item --------------------------------------------
+
+def _then(ask, first, second):
+    before = ask(first, "nlu_fallback", 0.1)
+    return ask(second, "nlu_fallback", 0.1, context=before.context)
+
+
+def test_a_short_follow_up_is_answered_from_the_remembered_items_text(ask):
+    reply = _then(ask, "代表大会的议程是什么", "最后谁作讲话")
+    assert reply.kind == "answer" and "自治区科协" in reply.text
+
+
+def test_a_follow_up_asking_what_the_item_does_gets_its_description(ask):
+    reply = _then(ask, "水利科普联合行动谁牵头", "具体干啥")
+    assert reply.kind == "answer" and "节水" in reply.text
+
+
+def test_a_follow_up_naming_another_thing_is_left_to_the_question_type(ask):
+    reply = _then(ask, "代表大会的议程是什么", "那主场活动在哪")
+    assert "第十一小学" in reply.text
+
+
+def test_a_named_asker_with_a_list_question_gets_their_part(ask):
+    reply = ask("我们是一所中学，科普日适合开展哪些活动", "ask_main_activities", 0.8)
+    assert "青少年科技教育" in reply.text
+
+
+def test_a_unit_asking_what_it_leads_gets_the_actions_in_full(ask):
+    reply = ask("我们是水务局，这次要牵头什么", "ask_organizer", 0.8)
+    assert "水资源保护" in reply.text
