@@ -9,8 +9,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 export RASA_MAX_CACHE_SIZE := 0
 
 .PHONY: run run-cluster stop-cluster status-cluster install kb generate train shell serve stop test \
-        test-deps lint validate pytest test-stories eval crossval bench bench-retrain bench-dashboard \
-        grouping-threshold clean
+        test-deps lint validate pytest test-stories test-faults loadtest eval crossval bench bench-retrain \
+        bench-dashboard grouping-threshold clean
 
 ## run: install, build the knowledge base, train if needed, start everything (Ctrl-C stops)
 run: train
@@ -81,6 +81,16 @@ test: test-deps train
 	   || { tail -30 results/core.log; cat results/core/failed_test_stories.yml 2>/dev/null; exit 1; }
 	@echo "rasa test stories: passed"
 	@$(PY) -m pytest -q tests
+
+## test-faults: the cluster under load while its action server, PostgreSQL, Redis or a replica fails
+## (its own PostgreSQL and Redis on free ports; about 2 minutes; also part of `make test`)
+test-faults: test-deps train
+	@$(PY) -m pytest -q -p no:warnings tests/faults
+
+## loadtest: locust, 200 users in multi-turn conversations for 60 s against a cluster it starts on free
+## ports; fails on any wrong or missing reply (results/loadtest.json, results/loadtest.png)
+loadtest: test-deps train
+	@$(PY) -m tests.load.run
 
 ## eval: the dev and the holdout conversation suites, each reported on its own, against a running
 ## server (starts one if none answers); non-zero when the holdout misses a target. EVAL_SET=dev|holdout|all

@@ -6,7 +6,9 @@ wraps `rasa.core.run.configure_app` and adds, on Rasa's port:
   503 before) -- with a token, Rasa's own protected /status answers;
 - the portal demo page, widget assets and admin page (bot/web), when present;
 - on every route, Rasa's included: 400 for a malformed Content-Length and
-  signature query strings kept out of the logs (bot/http_guards.py).
+  signature query strings kept out of the logs (bot/http_guards.py);
+- rate limits per sender and per client address on the REST webhook and the
+  widget's POST routes: 429 with a Chinese message (bot/ratelimit.py).
 Everything else is Rasa's, unchanged (REST channel, HTTP API with token auth).
 """
 
@@ -23,6 +25,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.http_guards import guard_app
+from bot.ratelimit import RateLimiter
+from bot.ratelimit import install as install_rate_limits
 
 _original_configure_app = rasa.core.run.configure_app
 
@@ -32,13 +36,16 @@ def _agent_ready(app: Sanic) -> bool:
     return bool(agent is not None and agent.is_ready())
 
 
-def add_project_routes(app: Sanic, admin_site: Any = None) -> None:
-    """Attach the request guards, the public readiness check and the web front (if installed).
+def add_project_routes(app: Sanic, admin_site: Any = None, rate_limiter: RateLimiter | None = None) -> None:
+    """Attach the request guards, the rate limits, the public readiness check and the web front
+    (if installed).
 
     `admin_site` is the admin page's state (bot.web.admin.AdminSite); tests hand in one on their
-    own database.
+    own database. `rate_limiter` (bot/ratelimit.py): None reads the KEPU_RATE_LIMIT_* settings.
     """
     guard_app(app)
+    install_rate_limits(app, rate_limiter or RateLimiter.from_env())
+    app.register_listener(_read_knowledge_early, "after_server_start")
 
     @app.middleware("request")
     async def public_status(request: Request) -> HTTPResponse | None:
@@ -55,6 +62,16 @@ def add_project_routes(app: Sanic, admin_site: Any = None) -> None:
     except ImportError:
         return
     register_web(app, admin_site=admin_site)
+
+
+async def _read_knowledge_early(app: Sanic, _loop: Any) -> None:
+    """Read the knowledge base once at start, so the consultation phone of the "系统繁忙" reply is
+    known even when the database is down the first time a message fails."""
+    import asyncio
+
+    from bot.knowledge.store import consultation_phone
+
+    await asyncio.to_thread(consultation_phone)
 
 
 def configure_app_with(admin_site: Any = None) -> Callable[..., Sanic]:

@@ -24,8 +24,9 @@
 #   KEPU_CLUSTER_KB_URL         the knowledge database                         KEPU_CLUSTER_DB_URL
 #   KEPU_CLUSTER_REDIS_URL      locks and WeChat state                         redis://127.0.0.1:6379/2
 #   KEPU_CLUSTER_PREFIX         Redis key prefix, letters and digits           kepucluster
-#   WECHAT_REDIS_URL, WECHAT_STATE_PREFIX, WECHAT_REDIS_PREFIX, KEPU_TRUSTED_PROXIES: as documented,
-#   defaulting to the cluster's Redis, <prefix>:wechat:state: / <prefix>:wechat:nonce:, 127.0.0.1.
+#   WECHAT_REDIS_URL, WECHAT_STATE_PREFIX, WECHAT_REDIS_PREFIX, KEPU_TRUSTED_PROXIES,
+#   KEPU_RATE_LIMIT_REDIS_URL, KEPU_RATE_LIMIT_PREFIX: as documented, defaulting to the cluster's
+#   Redis, <prefix>:wechat:state: / <prefix>:wechat:nonce:, 127.0.0.1, <prefix>:ratelimit:.
 # Files: build/cluster/ (build/cluster-<port>/ for another nginx port): nginx.conf, nginx.pid,
 # nginx-*.log, endpoints.yml, cluster.env; each replica's logs and pids in build/run-<replica port>/.
 set -euo pipefail
@@ -73,6 +74,9 @@ write_state() {
     printf 'WECHAT_STATE_PREFIX=%q\n' "${WECHAT_STATE_PREFIX:-$PREFIX:wechat:state:}"
     printf 'WECHAT_REDIS_PREFIX=%q\n' "${WECHAT_REDIS_PREFIX:-$PREFIX:wechat:nonce:}"
     printf 'KEPU_TRUSTED_PROXIES=%q\n' "${KEPU_TRUSTED_PROXIES:-127.0.0.1}"
+    # Rate limits counted in Redis, so every replica sees the same requests (bot/ratelimit.py).
+    printf 'KEPU_RATE_LIMIT_STORE=redis\nKEPU_RATE_LIMIT_REDIS_URL=%q\n' "${KEPU_RATE_LIMIT_REDIS_URL:-$REDIS_URL}"
+    printf 'KEPU_RATE_LIMIT_PREFIX=%q\n' "${KEPU_RATE_LIMIT_PREFIX:-$PREFIX:ratelimit:}"
   } > "$state")
 }
 
@@ -132,6 +136,13 @@ CONF
     # 10 s; nginx never sends a POST that reached one replica to another.
     proxy_next_upstream error timeout http_502 http_503;
     location = /status { proxy_pass http://rasa_any; }
+    # A REST message whose replica died before answering is run again on another one (at least
+    # once: it waits there for the dead replica's lock ticket, lock_lifetime in endpoints.yml); a
+    # slow answer (timeout) is not sent twice.
+    location /webhooks/rest/ {
+      proxy_pass http://rasa_any;
+      proxy_next_upstream error http_502 http_503 non_idempotent;
+    }
     location /admin { proxy_pass http://rasa_admin; }
     location ~ ^/(model|conversations|domain|version)(/|\$) { return 404; }
     location / { proxy_pass http://rasa_any; }

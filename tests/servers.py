@@ -4,6 +4,8 @@
 - `ThreadedServer`: the same in a background thread with its own loop (`BackgroundLoop`), for
   synchronous tests (hypothesis drives plain functions);
 - `RedisServer`: a `redis-server` process of the test's own on a free port, without persistence;
+- `PostgresServer`: a PostgreSQL cluster of the test's own (initdb, pg_ctl) on a free port, which a
+  test may stop and restart;
 - `project_app()`: the bot's whole HTTP surface as `rasa run --cors "*"` mounts it -- the REST and
   WeChat channels (Rasa's `register`), Rasa's CORS set-up, and bot.server.add_project_routes
   (request guards, /status, widget, admin) -- with a stand-in agent instead of a trained model, and
@@ -15,8 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -216,3 +221,67 @@ def build_project(kb: Any, db_url: str, api: Any, **wechat_settings: Any) -> Pro
     auth = AdminAuth(make_engine(db_url))
     app = project_app(rasa, [SafeRestInput(), wechat], admin_site=AdminSite(auth))
     return Project(app, rasa, wechat, auth, api)
+
+
+PG_BIN = Path("/usr/lib/postgresql")
+
+
+def _pg_tool(name: str) -> str:
+    """`initdb`, `pg_ctl`, ... of the newest PostgreSQL installed from Debian's packages."""
+    versions = sorted(PG_BIN.glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    if not versions:
+        raise RuntimeError("PostgreSQL's server programs are missing (apt-get install postgresql)")
+    return str(versions[-1] / name)
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of the test's own (initdb) on a free port of 127.0.0.1, trust
+    authentication for `postgres`; `restart()` stops it (fast shutdown) and starts it again on the
+    same port and data. Running as root, the server runs as the `postgres` user (PostgreSQL refuses
+    root), in a folder of /tmp that user can enter."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="kepu-test-pg-"))
+        self.data = self.folder / "data"
+        self.port = 0
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+            self._as = ["runuser", "-u", "postgres", "--"]
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *command: str, timeout: float = 120) -> None:
+        result = subprocess.run([*self._as, *command], capture_output=True, text=True, timeout=timeout, check=False)
+        if result.returncode != 0:
+            log = self.folder / "postgres.log"
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}"
+                               + (log.read_text(errors="replace")[-2000:] if log.exists() else ""))
+
+    def start(self) -> PostgresServer:
+        """initdb on first start, then pg_ctl start (waits until it accepts connections)."""
+        if not self.data.exists():
+            self._run(_pg_tool("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                      "--encoding=UTF8", "--locale=C.UTF-8")
+            self.port = free_port()
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder}"
+        self._run(_pg_tool("pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "postgres.log"),
+                  "-o", options, "-w", "-t", "60", "start")
+        return self
+
+    def stop(self) -> None:
+        """Fast shutdown: open transactions are rolled back, committed data stays."""
+        if (self.data / "postmaster.pid").exists():
+            self._run(_pg_tool("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        """Stop the server and delete its data."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)

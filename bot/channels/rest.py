@@ -8,7 +8,9 @@ channels' namespaces (`wx-…`) are refused, and a request without a sender gets
 a conversation of its own (bot/channels/senders.py). Every answer carries
 `X-Content-Type-Options: nosniff`.
 Every bot message keeps the reply's `kind` (answer, refusal, clarify, unstated,
-smalltalk, empty) that action_answer sends along, which Rasa's collector drops.
+smalltalk, empty) that action_answer sends along, which Rasa's collector drops. A message that
+got no answer at all (the action server, a database or Redis down) gets "系统繁忙……" with the
+consultation phone, kind `busy`.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels import busy_reply
 from bot.channels.senders import RESERVED_PREFIXES, new_rest_sender, reserved
 from bot.json_body import MAX_BODY_BYTES, JsonBodyError, read_json_object
-from bot.knowledge.store import consultation_phone
 
 logger = logging.getLogger(__name__)
 
@@ -126,10 +128,7 @@ class SafeRestInput(RestInput):
             except Exception:  # the user still gets an answer, never a 500
                 logger.exception("rest: failed to process a message")
             if not collector.messages:
-                collector.messages.append({
-                    "recipient_id": payload["sender"],
-                    "text": f"抱歉，系统暂时没能处理您的消息，请稍后再试，或拨打{consultation_phone()}咨询。",
-                })
+                collector.messages.append({"recipient_id": payload["sender"], "text": busy_reply(), "kind": "busy"})
             return response.json(collector.messages)
 
         return webhook

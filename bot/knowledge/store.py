@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -32,8 +33,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.knowledge.model import EntityValue, Fact, Faq, KnowledgeSet, Question, Source
+
+logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DB_URL = f"sqlite:///{ROOT / 'build' / 'knowledge.db'}"
@@ -256,7 +260,15 @@ class KnowledgeRepository:
             return self._kb
         with self._lock:
             self._checked_at = now
-            current = stored_checksum(self._engine)
+            try:
+                current = stored_checksum(self._engine)
+            except SQLAlchemyError as exc:
+                if self._kb is None:
+                    raise
+                # A restarting database: keep answering from the knowledge already read.
+                logger.warning("knowledge: the database does not answer (%s); answering from the "
+                               "copy read at the last check", type(exc).__name__)
+                return self._kb
             if current is None:
                 raise RuntimeError("知识库尚未构建：请先运行 make kb")
             if self._kb is None or current != self._checksum:

@@ -21,95 +21,19 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.ports import free_port
+from tests.cluster import WECHAT_TOKEN, Cluster, cluster_env, cluster_sh, free_ports
 from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
-CLUSTER = ROOT / "scripts" / "cluster.sh"
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 # The PostgreSQL server the cluster's database is created on (python-svc machines run one here).
 PG_SERVER = os.environ.get("KEPU_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
-WECHAT_TOKEN = "e2e-cluster-token"
 
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class Cluster:
-    port: int
-    replica_ports: tuple[int, int]
-    db_url: str
-    redis: RedisServer
-    redis_url: str
-    prefix: str
-    env: dict[str, str]
-    started_in: float = 0.0
-    seen_log_lines: int = field(default=0)
-
-    @property
-    def front(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def a(self) -> str:
-        return f"http://127.0.0.1:{self.replica_ports[0]}"
-
-    @property
-    def b(self) -> str:
-        return f"http://127.0.0.1:{self.replica_ports[1]}"
-
-    @property
-    def folder(self) -> Path:
-        return ROOT / "build" / f"cluster-{self.port}"
-
-    def pid(self, port: int, name: str = "rasa") -> int:
-        """The pid scripts/serve.sh wrote for the replica on `port` (`rasa` or `actions`)."""
-        return int((ROOT / "build" / f"run-{port}" / f"{name}.pid").read_text().strip())
-
-    def logged(self, request_prefix: str, count: int = 0, timeout: float = 5.0) -> list[str]:
-        """The replicas that answered the requests starting with `request_prefix`, of those nginx logged
-        since the last call; waits until there are `count` (nginx logs a request after answering it)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = (self.folder / "nginx-access.log").read_text(encoding="utf-8").splitlines()
-            found = [m.group(2).split(", ")[-1] for m in map(ACCESS_LINE.search, lines[self.seen_log_lines:])
-                     if m and m.group(1).startswith(request_prefix)]
-            if len(found) >= count or time.monotonic() > deadline:
-                self.seen_log_lines = len(lines)
-                return found
-            time.sleep(0.05)
-
-
-# scripts/cluster.sh's log_format; $upstream_addr lists every replica tried ("A, B": A failed, B answered)
-ACCESS_LINE = re.compile(r'"([^"]*)" \d+ \S+ upstream=(.+)$')
-
-
-def cluster_sh(command: str, env: dict[str, str], timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CLUSTER), command], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
-
-
-def _ports(count: int) -> list[int]:
-    ports: list[int] = []
-    for _ in range(count):
-        ports.append(free_port(avoid=set(ports)))
-    return ports
-
-
-def _cluster_env(ports: list[int], db_url: str, redis_url: str, prefix: str) -> dict[str, str]:
-    inherited = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("KEPU_CLUSTER_", "WECHAT_", "REDIS_"))
-                 and k not in ("KEPU_DB_URL", "TRACKER_URL", "KEPU_LIVE_URLS", "KEPU_TRUSTED_PROXIES")}
-    return {**inherited, "KEPU_CLUSTER_PORT": str(ports[0]), "KEPU_CLUSTER_HOST": "127.0.0.1",
-            "KEPU_CLUSTER_REPLICA_PORTS": f"{ports[1]} {ports[2]}",
-            "KEPU_CLUSTER_ACTIONS_PORTS": f"{ports[3]} {ports[4]}",
-            "KEPU_CLUSTER_DB_URL": db_url, "KEPU_CLUSTER_REDIS_URL": redis_url, "KEPU_CLUSTER_PREFIX": prefix,
-            "WECHAT_TOKEN": WECHAT_TOKEN}
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +44,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.fail("nginx is missing: run 'make test-deps' (apt-get install nginx)")
     run = uuid.uuid4().hex[:10]
     redis = RedisServer(tmp_path_factory.mktemp("cluster-redis")).start()
-    ports = _ports(5)
+    ports = free_ports(5)
     db_url = f"{PG_SERVER}/kepu_e2e_{run}"
     redis_url = f"redis://127.0.0.1:{redis.port}/3"
-    env = _cluster_env(ports, db_url, redis_url, f"kepue2e{run}")
+    env = cluster_env(ports, db_url, redis_url, f"kepue2e{run}")
     made = Cluster(ports[0], (ports[1], ports[2]), db_url, redis, redis_url, f"kepue2e{run}", env)
     start = time.monotonic()
     started = cluster_sh("start", env)

@@ -124,6 +124,16 @@ def test_messy_input_is_understood(live_url, text, must):
         (json.dumps({"sender": "bad-7", "message": 42}).encode(), 400),
         (json.dumps({"sender": "bad-8", "message": "/ask_deadline{broken json"}).encode(), 200),
         (json.dumps({"sender": "bad-9", "message": "/no_such_intent"}).encode(), 200),
+        (json.dumps({"message": "联系电话"}).encode(), 200),  # no sender: a conversation of its own
+        (json.dumps({"sender": "bad-10", "message": "截止日期" * 5000}, ensure_ascii=False).encode(), 200),
+        (json.dumps({"sender": "bad-11", "message": "a" * 63000}).encode(), 200),  # just under 64 KB
+        (json.dumps({"sender": "bad-12", "message": "a" * 70000}).encode(), 413),
+        (json.dumps({"sender": "bad-13", "message": None}).encode(), 400),
+        (json.dumps({"sender": "bad-14", "message": ["截止日期"]}).encode(), 400),
+        (json.dumps({"sender": "bad-15", "message": {"text": "截止日期"}}).encode(), 400),
+        (json.dumps({"sender": 15, "message": "截止日期"}).encode(), 400),
+        (b'{"sender": "bad-16", "message": "hi"', 400),
+        (b"", 400),
     ],
 )
 def test_bad_input_gets_polite_reply_or_4xx(live_url, body, expected_status):

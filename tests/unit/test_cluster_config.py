@@ -48,7 +48,7 @@ def test_the_replicas_lock_store_uses_the_clusters_redis_db_and_prefix(monkeypat
     assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs.get("password")) == ("127.0.0.1", 6391, 5, "")
     assert store.key_prefix == "kepucluster:lock:"
     tracker = read_endpoint_config(str(path), "tracker_store")
-    assert (tracker.type, tracker.url) == ("SQL", "postgresql://postgres@127.0.0.1:5432/kepu_cluster")
+    assert (tracker.type, tracker.url) == ("bot.trackers.CachedSQLTrackerStore", "postgresql://postgres@127.0.0.1:5432/kepu_cluster")
     assert read_endpoint_config(str(path), "action_endpoint").url == "http://127.0.0.1:5056/webhook"
 
 

@@ -52,34 +52,34 @@ def installs(calls: list[str]) -> list[str]:
 def test_the_cjk_font_is_installed_when_chromium_is_already_there(tmp_path: Path) -> None:
     status, calls = run_script(tmp_path, installed="chromium")
     assert status == 0
-    assert installs(calls) == ["fonts-noto-cjk", "faketime", "redis-server", "nginx"]  # each in its own apt-get call
+    assert installs(calls) == ["fonts-noto-cjk", "faketime", "redis-server", "nginx", "postgresql"]  # each in its own apt-get call
     assert calls[0] == "update -qq"
 
 
 def test_redis_server_is_installed_when_it_alone_is_missing(tmp_path: Path) -> None:
-    status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime nginx")
+    status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime nginx postgresql")
     assert status == 0
     assert installs(calls) == ["redis-server"]
 
 
 def test_nginx_is_installed_when_it_alone_is_missing(tmp_path: Path) -> None:
-    status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime redis-server")
+    status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime redis-server postgresql")
     assert status == 0
     assert installs(calls) == ["nginx"]
 
 
 def test_nothing_is_installed_when_everything_is_there(tmp_path: Path) -> None:
-    status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime redis-server nginx")
+    status, calls = run_script(tmp_path, installed="chromium fonts-noto-cjk faketime redis-server nginx postgresql")
     assert (status, calls) == (0, [])
 
 
 def test_one_failing_package_does_not_stop_the_others_but_fails_the_script(tmp_path: Path) -> None:
     status, calls = run_script(tmp_path, installed="", fail="fonts-noto-cjk")
-    assert installs(calls) == ["chromium", "fonts-noto-cjk", "faketime", "redis-server", "nginx"]
+    assert installs(calls) == ["chromium", "fonts-noto-cjk", "faketime", "redis-server", "nginx", "postgresql"]
     assert status == 1
 
 
 def test_a_failing_schema_fetch_fails_the_script(tmp_path: Path) -> None:
-    installed = "chromium fonts-noto-cjk faketime redis-server nginx"
+    installed = "chromium fonts-noto-cjk faketime redis-server nginx postgresql"
     status, calls = run_script(tmp_path, installed=installed, fetch="false")
     assert (status, calls) == (1, [])

@@ -143,3 +143,25 @@ def test_build_command_refuses_broken_knowledge(knowledge_copy, db_url, kb, caps
     err = capsys.readouterr().err
     assert "registration.yml" in err and "deadline.register" in err and "数据库保持不变" in err
     assert KnowledgeRepository(db_url).get().facts["deadline.register"].date == dt.date(2021, 9, 24)
+
+
+def test_the_repository_answers_from_its_copy_while_the_database_is_down(kb):
+    """A PostgreSQL restart: the action server keeps the knowledge it read; a process that never
+    read it still fails (it has nothing to answer from)."""
+    from sqlalchemy.exc import OperationalError
+
+    from tests.servers import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        build_database(kb, server.url())
+        repo = KnowledgeRepository(server.url(), check_every=0)
+        before = repo.get()
+        server.stop()
+        assert repo.get() is before
+        with pytest.raises(OperationalError):
+            KnowledgeRepository(server.url(), check_every=0).get()
+        server.start()
+        assert repo.get().facts == kb.facts
+    finally:
+        server.remove()

@@ -93,3 +93,40 @@ def test_the_projects_endpoints_use_the_prompt_store():
     assert isinstance(LockStore.create(config), PromptInMemoryLockStore)
     replicas = (root / "endpoints.replicas.yml").read_text(encoding="utf-8")
     assert "type: bot.locks.PromptRedisLockStore" in replicas
+
+
+def test_tickets_live_the_configured_lifetime(redis_port):
+    """A replica that dies holding a lock leaves its ticket: the next message waits for
+    `lock_lifetime`, not Rasa's 60 s."""
+    config = EndpointConfig(type="bot.locks.PromptRedisLockStore", url="127.0.0.1", port=redis_port, db=0,
+                            lock_lifetime=15)
+    store = LockStore.create(config)
+    expires: list[float] = []
+
+    async def handle() -> None:
+        async with store.lock("sender-3"):  # as Rasa's agent takes it; a dead replica never cleans up
+            expires.append(store.get_lock("sender-3").tickets[0].expires)
+
+    before = time.time()
+    asyncio.run(handle())
+    assert before + 15 <= expires[0] <= time.time() + 15
+    assert _store(lock_lifetime="nonsense").lock_lifetime == 60
+
+
+def test_a_redis_that_does_not_answer_is_logged_and_the_message_fails(caplog):
+    from rasa.core.lock_store import LockError
+
+    from tests.ports import free_port
+
+    port = free_port()  # nothing listens there
+    store = LockStore.create(EndpointConfig(type="bot.locks.PromptRedisLockStore", url="127.0.0.1", port=port,
+                                            db=0, socket_timeout=1))
+
+    async def handle() -> None:
+        async with store.lock("sender-4"):
+            raise AssertionError("the lock cannot be taken without Redis")
+
+    with caplog.at_level("ERROR", logger="bot.locks"), pytest.raises(LockError):
+        asyncio.run(handle())
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.locks"]
+    assert len(lines) == 1 and lines[0].startswith(f"lock store: Redis 127.0.0.1:{port} does not answer")

@@ -47,6 +47,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels import busy_reply
 from bot.channels.senders import wechat_sender
 from bot.channels.wechat.client import WeChatApi
 from bot.channels.wechat.codec import (
@@ -67,7 +68,6 @@ from bot.channels.wechat.codec import (
 from bot.channels.wechat.replay import NonceStore, NonceStoreUnavailable, fresh, make_nonce_store
 from bot.channels.wechat.settings import WeChatSettings, settings_from
 from bot.channels.wechat.state import API, PASSIVE, Seen, StateUnavailable, Ttls, WeChatState, make_state
-from bot.knowledge.store import consultation_phone
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,6 @@ HOT_INTRO = "大家常问的问题："
 EMPTY_REPLY = "您好像还没有输入内容。请直接输入您的问题，例如“截止日期是什么时候”。"
 VOICE_UNRECOGNIZED = "抱歉，没能识别这条语音。请发送文字提问，例如“截止日期是什么时候”。"
 TEXT_ONLY = "抱歉，目前只能处理文字消息。请直接输入文字提问，例如“截止日期是什么时候”。"
-FAILED = "抱歉，系统暂时没能处理您的消息，请稍后再试，或拨打{phone}咨询。"
 MENU_UNKNOWN = "抱歉，这个菜单暂时没有内容。请直接输入您的问题，例如“截止日期是什么时候”。"
 WITH_PENDING = "（上次未能送达的回复）\n{earlier}\n\n（本次回复）\n{answer}"
 STALE = "请求已过期或重复"
@@ -319,7 +318,7 @@ class WeChatInput(InputChannel):
             return [TEXT_ONLY]
         except Exception:
             logger.exception("wechat: failed to answer %s", incoming.key())
-            return [FAILED.format(phone=consultation_phone())]
+            return [busy_reply()]
 
     async def _answer_event(self, incoming: Incoming, on_new_message: OnNewMessage) -> list[str]:
         """Subscribe: welcome; menu click: the key's question, answered as if typed; others: nothing."""
@@ -376,7 +375,7 @@ class WeChatInput(InputChannel):
         reply, payloads = render_bot_messages(collector.messages)
         await self._quietly("remembering buttons", self.state.remember_buttons(incoming.openid, payloads), None)
         if not reply:
-            return [FAILED.format(phone=consultation_phone())]
+            return [busy_reply()]
         return split_reply(reply)
 
     # -- HTTP --

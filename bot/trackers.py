@@ -1,0 +1,183 @@
+"""Rasa's SQL tracker store, kept in memory between messages and patient with a database restart.
+
+endpoints.yml (`make run`, SQLite) and endpoints.replicas.yml (PostgreSQL) name it:
+
+    tracker_store:
+      type: bot.trackers.CachedSQLTrackerStore
+      url: ${TRACKER_URL}        # or dialect/db as for Rasa's `SQL` type
+      cache_size: 2000           # conversations kept in memory (least recently used dropped)
+      retry_seconds: 15          # how long a message waits for the database to come back
+
+Rasa's SQLTrackerStore reads every event of the conversation's session on each message, replays
+them into a tracker, and counts them again before saving: the cost of a message grows with the
+length of the conversation. This store keeps the tracker it saved; the next message asks the
+database only for events newer than the last one it knows (one indexed query that normally
+returns nothing, or another replica's turns, which are applied in order) and saves only the
+events added since. The database stays the truth: every event is written as Rasa writes it, in
+Rasa's own `events` table, and a tracker whose state is in doubt (a message that failed before it
+was saved, a new session) is read again in full.
+
+A database that does not answer (a restart, a network blip) is retried with short pauses for up
+to `retry_seconds` before the message fails; connections are checked before use (pool_pre_ping),
+so a restarted server costs no failed message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+from rasa.shared.core.events import Event, SessionStarted
+from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DEFAULT_CACHE_SIZE = 2000
+DEFAULT_RETRY_SECONDS = 15.0
+FIRST_PAUSE, LONGEST_PAUSE = 0.1, 1.0
+
+
+@dataclass
+class _Known:
+    """A conversation as this process last saw it in the database."""
+
+    tracker: DialogueStateTracker
+    stored: int  # events of the current session in the database (len(tracker.events) when in sync)
+    last_id: int  # id of the newest of them
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether a database error means "not reachable right now" (worth waiting for)."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _engine(url: Any) -> sa.engine.Engine:
+    """Rasa's engine for `url`, with every pooled connection checked before use; SQLite gets a
+    pool too (SQLAlchemy 1.4 opens a new SQLite connection per session otherwise)."""
+    if sa.engine.make_url(url).get_backend_name() == "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True, poolclass=sa.pool.QueuePool,
+                                connect_args={"check_same_thread": False})
+    return sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+
+
+class CachedSQLTrackerStore(SQLTrackerStore):
+    """SQLTrackerStore that keeps saved trackers in memory and rides out a database restart."""
+
+    def __init__(self, *args: Any, cache_size: int = DEFAULT_CACHE_SIZE,
+                 retry_seconds: float = DEFAULT_RETRY_SECONDS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.engine.dispose()
+        self.engine = _engine(self.engine.url)
+        self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
+        self.cache_size = int(cache_size)
+        self.retry_seconds = float(retry_seconds)
+        self._known: OrderedDict[str, _Known] = OrderedDict()
+
+    # -- waiting for the database ---------------------------------------------------
+
+    async def _patiently(self, what: str, work: Callable[[], T]) -> T:
+        """`work()`, retried while the database is unreachable, for up to retry_seconds."""
+        deadline = time.monotonic() + self.retry_seconds
+        pause = FIRST_PAUSE
+        while True:
+            try:
+                return work()
+            except DBAPIError as exc:
+                if not _unavailable(exc) or time.monotonic() + pause > deadline:
+                    raise
+                logger.warning("tracker store: the database does not answer (%s); retrying %s in %.1f s",
+                               str(exc.orig).strip().splitlines()[0] if exc.orig else exc, what, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LONGEST_PAUSE)
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        """The conversation's tracker: the cached one brought up to date, else read in full."""
+        return await self._patiently("a read", lambda: self._current(sender_id))
+
+    def _current(self, sender_id: str) -> DialogueStateTracker | None:
+        known = self._known.get(sender_id)
+        if known is not None and len(known.tracker.events) == known.stored and self._catch_up(known):
+            self._known.move_to_end(sender_id)
+            return known.tracker
+        self._known.pop(sender_id, None)
+        return self._read_session(sender_id)
+
+    def _catch_up(self, known: _Known) -> bool:
+        """Apply the events other processes stored after `known.last_id`; False when the
+        tracker must be read again (a new session began)."""
+        with self.session_scope() as session:
+            rows = (session.query(self.SQLEvent.id, self.SQLEvent.type_name, self.SQLEvent.data)
+                    .filter(self.SQLEvent.sender_id == known.tracker.sender_id, self.SQLEvent.id > known.last_id)
+                    .order_by(self.SQLEvent.id).all())
+        if any(type_name == SessionStarted.type_name for _, type_name, _ in rows):
+            return False
+        for _, _, data in rows:
+            known.tracker.update(Event.from_parameters(json.loads(data)))
+        if rows:
+            known.stored += len(rows)
+            known.last_id = rows[-1][0]
+        return True
+
+    def _read_session(self, sender_id: str) -> DialogueStateTracker | None:
+        """Rasa's own read of the current session, remembered with its newest event id."""
+        with self.session_scope() as session:
+            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
+        if not rows or not self.domain:
+            return None
+        tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(row.data) for row in rows], self.domain.slots)
+        self._remember(sender_id, _Known(tracker, len(rows), rows[-1].id))
+        return tracker
+
+    def _remember(self, sender_id: str, known: _Known) -> None:
+        self._known[sender_id] = known
+        self._known.move_to_end(sender_id)
+        while len(self._known) > self.cache_size:
+            self._known.popitem(last=False)
+
+    # -- writing ----------------------------------------------------------------------
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Store the events added since the tracker was read (as Rasa's save does) and keep it."""
+        await self.stream_events(tracker)
+        await self._patiently("a save", lambda: self._store(tracker))
+
+    def _store(self, tracker: DialogueStateTracker) -> None:
+        sender_id = tracker.sender_id
+        known = self._known.get(sender_id)
+        in_sync = known is not None and known.tracker is tracker
+        with self.session_scope() as session:
+            # The events added since the read; for a tracker read elsewhere, Rasa's own count.
+            new = (list(tracker.events)[known.stored:] if known is not None and in_sync
+                   else list(self._additional_events(session, tracker)))
+            if new:
+                session.execute(self.SQLEvent.__table__.insert(), [self._row(sender_id, event) for event in new])
+            last_id = known.last_id if in_sync and not new else session.query(  # type: ignore[union-attr]
+                sa.func.max(self.SQLEvent.id)).filter(self.SQLEvent.sender_id == sender_id).scalar()
+            session.commit()
+        if any(isinstance(event, SessionStarted) for event in new) or last_id is None:
+            self._known.pop(sender_id, None)  # the next read starts from the new session, as Rasa's does
+            return
+        # Every event of the tracker is now stored: those read, and the new ones.
+        self._remember(sender_id, _Known(tracker, len(tracker.events), int(last_id)))
+
+    @staticmethod
+    def _row(sender_id: str, event: Event) -> dict[str, Any]:
+        """The `events` row of one event, with Rasa's columns and values."""
+        data = event.as_dict()
+        return {"sender_id": sender_id, "type_name": event.type_name, "timestamp": data.get("timestamp"),
+                "intent_name": data.get("parse_data", {}).get("intent", {}).get("name"),
+                "action_name": data.get("name"), "data": json.dumps(data)}
