@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,3 +70,29 @@ def append_now(tracker_db: Path, conversations: dict[str, list]) -> None:
     """append() from synchronous code, even where an event loop runs (Playwright's sync API keeps one)."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, append(tracker_db, conversations)).result()
+
+
+@contextlib.asynccontextmanager
+async def dashboard_site(tracker_db: Path, db_url: str, kb: Any, today: dt.date,
+                         staff: tuple[str, str]) -> AsyncIterator[tuple[str, Any]]:
+    """The admin routes served on a free port, their dashboard on `tracker_db` and `db_url` with
+    today fixed, and the staff account `staff`; yields (base URL, the Dashboard)."""
+    from bot.knowledge.store import make_engine
+    from bot.staff.dashboard import Dashboard
+    from bot.web.admin import AdminSite, register_admin
+    from bot.web.admin_auth import AdminAuth
+    from bot.web.dashboard_views import DashboardViews
+    from tests.servers import SanicServer, new_app
+
+    board = Dashboard(f"sqlite:///{tracker_db}", db_url, today=lambda: today)
+    auth = AdminAuth(make_engine(db_url))
+    auth.create_user(*staff)
+    app = new_app("dashboard")
+    register_admin(app, AdminSite(auth), DashboardViews(lambda: board, lambda: kb))
+    server = await SanicServer(app).start()
+    try:
+        yield server.base, board
+    finally:
+        await server.stop()
+        board.dispose()
+        auth.engine.dispose()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,7 +32,7 @@ from pathlib import Path
 from bot.dialogue.lexicon import lexicon
 from bot.dialogue.retrieval import terms
 from bot.knowledge.loader import nlu_examples
-from bot.knowledge.store import ROOT
+from bot.staff.faqs import data_dir
 
 # Cosine similarity to a group's centroid at or above which a question joins it (measured, see above).
 THRESHOLD = 0.20
@@ -113,10 +112,6 @@ def background_of(texts: Iterable[str], stop: frozenset[str] | None = None) -> B
     return Background(df, size)
 
 
-def _data_dir() -> Path:
-    return Path(os.environ.get("KEPU_DATA_DIR") or ROOT / "data")
-
-
 def _stamp(folder: Path) -> float:
     try:
         return max((p.stat().st_mtime for p in folder.rglob("*.yml")), default=0.0)
@@ -131,7 +126,7 @@ def _training_background(folder: str, stamp: float, stop: frozenset[str]) -> Bac
 
 def training_background() -> Background:
     """The example questions of the training data (KEPU_DATA_DIR), re-read when a file changes."""
-    folder = _data_dir()
+    folder = data_dir()
     return _training_background(str(folder), _stamp(folder), stop_words())
 
 

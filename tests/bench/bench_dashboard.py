@@ -31,15 +31,10 @@ from typing import Any
 from sqlalchemy import create_engine, func, insert, select
 
 from bot.knowledge.loader import load_knowledge
-from bot.knowledge.store import build_database, make_engine
-from bot.staff.dashboard import Dashboard
+from bot.knowledge.store import build_database
 from bot.staff.reports import events_table
-from bot.web.admin import AdminSite, register_admin
-from bot.web.admin_auth import AdminAuth
-from bot.web.dashboard_views import DashboardViews
 from tests.bench.generate_messages import _rows, generate
-from tests.dashboard_data import turn
-from tests.servers import SanicServer, new_app
+from tests.dashboard_data import dashboard_site, turn
 from tests.web.test_dashboard_http import STAFF, logged_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,15 +88,9 @@ async def measure(messages: int, views: int, today: dt.date, regenerate: bool) -
     db_url = f"sqlite:///{knowledge}"
     kb = load_knowledge(ROOT / "knowledge")
     build_database(kb, db_url)
-    board = Dashboard(f"sqlite:///{tracker}", db_url, today=lambda: today)
-    auth = AdminAuth(make_engine(db_url))
-    auth.create_user(*STAFF)
-    app = new_app("bench_dashboard")
-    register_admin(app, AdminSite(auth), DashboardViews(lambda: board, lambda: kb))
-    server = await SanicServer(app).start()
-    page = server.base + "/admin/dashboard"
-    try:
-        session, _ = await logged_in(server.base)
+    async with dashboard_site(tracker, db_url, kb, today, STAFF) as (base, _):
+        page = base + "/admin/dashboard"
+        session, _ = await logged_in(base)
         async with session:
             first = await _timed_get(session, page)
             steady = [await _timed_get(session, page) for _ in range(views)]
@@ -111,10 +100,7 @@ async def measure(messages: int, views: int, today: dt.date, regenerate: bool) -
                 _add_messages(tracker, NEW_PER_VIEW, at + view * 100, view)
                 incremental.append(await _timed_get(session, page))
             quarter = [await _timed_get(session, page + "?days=90") for _ in range(3)]
-            export = [await _timed_get(session, server.base + "/admin/dashboard.csv") for _ in range(3)]
-    finally:
-        await server.stop()
-        board.dispose()
+            export = [await _timed_get(session, base + "/admin/dashboard.csv") for _ in range(3)]
     return {"messages": messages, "today": today.isoformat(), "views": views,
             "first_view_with_catch_up_s": round(first, 3),
             "view_s": {"median": round(statistics.median(steady), 3), "max": round(max(steady), 3)},

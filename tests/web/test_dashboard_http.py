@@ -18,14 +18,8 @@ import aiohttp
 import pytest
 
 from bot.knowledge.model import KnowledgeSet
-from bot.knowledge.store import make_engine
-from bot.staff.dashboard import Dashboard
 from bot.web import DEMO_CSP
-from bot.web.admin import AdminSite, register_admin
-from bot.web.admin_auth import AdminAuth
-from bot.web.dashboard_views import DashboardViews
-from tests.dashboard_data import append, turn
-from tests.servers import SanicServer, new_app
+from tests.dashboard_data import append, dashboard_site, turn
 
 UTC = dt.timezone.utc
 TODAY = dt.date(2026, 12, 3)
@@ -57,15 +51,8 @@ async def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kb: KnowledgeSet
     db_url = f"sqlite:///{tmp_path / 'kb.db'}"
     monkeypatch.setenv("KEPU_DB_URL", db_url)  # the audit log
     await append(tmp_path / "conversations.db", CONVERSATIONS)
-    board = Dashboard(f"sqlite:///{tmp_path / 'conversations.db'}", db_url, today=lambda: TODAY)
-    auth = AdminAuth(make_engine(db_url))
-    auth.create_user(*STAFF)
-    app = new_app("dashboard_http")
-    register_admin(app, AdminSite(auth), DashboardViews(lambda: board, lambda: kb))
-    server = await SanicServer(app).start()
-    yield server.base
-    await server.stop()
-    board.dispose()
+    async with dashboard_site(tmp_path / "conversations.db", db_url, kb, TODAY, STAFF) as (base, _):
+        yield base
 
 
 async def logged_in(base: str, target: str | None = None) -> tuple[aiohttp.ClientSession, str]:
