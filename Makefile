@@ -9,7 +9,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 export RASA_MAX_CACHE_SIZE := 0
 
 .PHONY: run run-cluster stop-cluster status-cluster install kb generate train shell serve stop test \
-        test-deps lint validate pytest test-stories test-faults loadtest eval crossval bench bench-retrain clean
+        test-deps lint validate pytest test-stories test-faults loadtest eval crossval bench bench-retrain \
+        bench-dashboard grouping-threshold clean
 
 ## run: install, build the knowledge base, train if needed, start everything (Ctrl-C stops)
 run: train
@@ -109,6 +110,14 @@ bench: train
 ## bench-retrain: add an FAQ, retrain and hot-swap the live server under load, then undo (results/bench_retrain.json)
 bench-retrain: train
 	@$(PY) -m tests.bench.bench_retrain
+
+## bench-dashboard: the staff dashboard's page time with 100 000 generated messages (results/bench_dashboard.json)
+bench-dashboard: kb
+	@$(PY) -m tests.bench.bench_dashboard
+
+## grouping-threshold: the unanswered-question grouping swept over thresholds on its labelled set
+grouping-threshold: kb
+	@$(PY) -m tests.bench.grouping_threshold
 
 clean:
 	rm -rf build results models .rasa

@@ -16,7 +16,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot import clock
-from bot.dialogue import Turn, respond
+from bot.dialogue import Reply, Turn, respond
 from bot.faq import model_faqs, selected_faq
 from bot.knowledge.store import shared_repository
 from bot.text import normalize
@@ -54,6 +54,11 @@ def turn_from_tracker(tracker: Tracker, domain: dict[str, Any] | None = None) ->
     )
 
 
+def answered_from(reply: Reply) -> list[str]:
+    """What the reply answered from, for the staff dashboard's topics: the fact ids, or "faq:<id>"."""
+    return [f"faq:{reply.faq}"] if reply.faq else list(reply.facts)
+
+
 class ActionAnswer(Action):
     """Answers every question from the knowledge base."""
 
@@ -68,4 +73,5 @@ class ActionAnswer(Action):
         reply = respond(shared_repository().get(), turn_from_tracker(tracker, domain), today())
         buttons = [{"title": title, "payload": payload} for title, payload in reply.buttons]
         dispatcher.utter_message(text=reply.text, buttons=buttons or None, kind=reply.kind)
-        return [SlotSet("context", reply.context), SlotSet("reply_kind", reply.kind)]
+        return [SlotSet("context", reply.context), SlotSet("reply_kind", reply.kind),
+                SlotSet("reply_facts", answered_from(reply))]

@@ -8,6 +8,7 @@
     bot rollback
     bot report unanswered [--since YYYY-MM-DD] [--csv FILE]
     bot report feedback [--vote down|up|all] [--csv FILE]
+    bot report summary [--days N | --from YYYY-MM-DD --to YYYY-MM-DD] [--csv FILE]
     bot audit
     bot unlock NAME_OR_ADDRESS
 
@@ -272,6 +273,43 @@ def report_feedback(
         typer.echo(f"{row['at']}  问：{row['question'] or '（无）'}\n    答：{answer[:80]}")
     if len(rows) > limit:
         typer.echo(f"……共 {len(rows)} 条 / {len(rows)} in total")
+
+
+@report_app.command("summary")
+def report_summary(
+    days: Optional[str] = typer.Option(None, "--days", help="最近几天（默认 30）/ the last N days (default 30)"),
+    start: Optional[str] = typer.Option(None, "--from", help="开始日期 YYYY-MM-DD / first day"),
+    end: Optional[str] = typer.Option(None, "--to", help="结束日期 YYYY-MM-DD / last day"),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="另存为 CSV 文件 / also write a CSV file"),
+) -> None:
+    """咨询量、回答情况、满意率、热门话题、咨询时段（与管理后台“数据概览”相同）/ the dashboard's figures."""
+    from bot.knowledge.store import shared_repository
+    from bot.staff.dashboard import COLUMNS, label_topics, parse_period, shared_dashboard, summary_rows
+    from bot.staff.reports import to_csv
+
+    board = shared_dashboard()
+    period, error = parse_period(board.today(), days or "", start or "", end or "")
+    if error:
+        _fail(error, code=2)
+    rows = summary_rows(label_topics(board.summary(period), shared_repository().get()))
+    if csv:
+        to_csv(rows, csv, COLUMNS)
+        typer.echo(f"已写入 / written: {csv}")
+    figure = ""
+    for row in rows:
+        if row["指标"] != figure:
+            figure = row["指标"]
+            typer.echo(f"\n{figure}" + ("" if row["网页"] == "" else "（网页 / 微信 / 合计）"))
+        counts = "" if row["网页"] == "" else f"{row['网页']:>6} {row['微信']:>6} {row['合计']:>6}"
+        typer.echo(f"  {_pad(str(row['项目']), 26)}{counts}  {row['占比']}".rstrip())
+
+
+def _pad(text: str, width: int) -> str:
+    """`text` padded to `width` terminal columns (a Chinese character takes two)."""
+    import unicodedata
+
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(1, width - used)
 
 
 @app.command("audit")

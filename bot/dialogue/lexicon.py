@@ -91,6 +91,8 @@ class Lexicon:
     notice_year: int
     roles: tuple[Role, ...]
     role_question: re.Pattern[str]
+    asker: re.Pattern[str]
+    duty_question: re.Pattern[str]
     anchors: tuple[str, ...]
     weak_anchors: frozenset[str]
     generic_words: frozenset[str]
@@ -101,6 +103,7 @@ class Lexicon:
     correction_target: re.Pattern[str]
     question_markers: re.Pattern[str]
     places: frozenset[str]
+    common_stretch: tuple[str, ...] = ()
     fact_ids: frozenset[str] = field(default_factory=frozenset)
 
     def cue(self, name: str) -> Cue:
@@ -201,6 +204,8 @@ def parse_lexicon(doc: dict[str, Any], file: str = "cues.yml", fact_ids: Iterabl
         notice_year=int(doc.get("notice_year") or 2021),
         roles=_roles(doc.get("roles"), file, ids),
         role_question=_compile(doc.get("role_question"), file, "role_question"),
+        asker=_compile(doc.get("asker"), file, "asker"),
+        duty_question=_compile(doc.get("duty_question"), file, "duty_question"),
         anchors=tuple(str(a).lower() for a in doc.get("anchors") or []),
         weak_anchors=frozenset(str(a).lower() for a in doc.get("weak_anchors") or []),
         generic_words=frozenset(str(w) for w in doc.get("generic_words") or []),
@@ -211,6 +216,7 @@ def parse_lexicon(doc: dict[str, Any], file: str = "cues.yml", fact_ids: Iterabl
         correction_target=_compile(doc.get("correction_target"), file, "correction_target"),
         question_markers=_compile(doc.get("question_markers"), file, "question_markers"),
         places=frozenset(str(p) for p in doc.get("places") or []),
+        common_stretch=tuple(str(w) for w in doc.get("common_stretch") or []),
         fact_ids=ids,
     )
 

@@ -74,7 +74,8 @@ def strongly_anchored(frame: Frame) -> bool:
 
 
 # Words that may stand between a thing and the topic word it owns ("马拉松怎么报名", "医院的电话").
-OWNER_GLUE = re.compile(r"(的|之|怎么|如何|咋|在哪|去哪|要|能|可以|是)*$")
+OWNER_GLUE = re.compile(r"(的|之|怎么|如何|咋|在哪|去哪|要|能|可以|是|什么时候|啥时候|什么时间|啥时间|何时|哪天|几号|几月几号"
+                        r"|在哪里|哪里|哪儿|从哪|找谁|向谁|现在|还能|能不能|可不可以|可以不|开始|一般)*$")
 
 
 def owned_by_foreign(frame: Frame, anchor: str) -> bool:
@@ -165,13 +166,15 @@ def errand(frame: Frame) -> Reply | None:
     lex = lexicon()
     if not frame.typed or not lex.errand.search(frame.text) or lex.asking_for_info.search(frame.text):
         return None
+    if len(frame.full_text or frame.text) > LONG_MESSAGE and frame.cues:
+        return None  # "让孙子帮我用语音问的……主题是什么": a long message asks its questions
     return _keep(frame, refusal(frame.kb, "reason_errand"))
 
 
 def small_talk(frame: Frame) -> Reply | None:
     """Greetings, thanks, goodbye, who/what the bot is, asking for a person."""
-    if frame.intent not in SMALLTALK or frame.corrected:
-        return None
+    if frame.intent not in SMALLTALK or frame.corrected or asker(frame) and _duty_question(frame):
+        return None  # "我们是科技工作者，能干点啥" asks what the notice asks of them
     if frame.intent in ("thank", "greet") and frame.topical:
         return None  # "联系方式发我一下，谢谢" is a question
     if frame.intent in ("thank", "greet") and len(frame.text) > 10 and frame.cues:
@@ -208,7 +211,7 @@ def faq_reply(frame: Frame, faq_id: str) -> Reply | None:
         text = say(frame.kb, "faq_expired", question=faq.questions[0], date=fmt_date(faq.valid_until))
     else:
         text = faq.answer + (say(frame.kb, "faq_source", source=faq.source) if faq.source else "")
-    return Reply(text, kind="answer", context={})
+    return Reply(text, kind="answer", context={}, faq=faq.id)
 
 
 def _weak_reading(frame: Frame, below: float = 0.0) -> bool:
@@ -324,14 +327,19 @@ def _notice_year_reading(frame: Frame) -> Reply | None:
 def out_of_notice(frame: Frame) -> Reply | None:
     """Grounding: a question whose content words the notice never uses, and that names nothing of
     the notice, is out of scope, whatever its question word ("北京在哪里", "春节是什么时候")."""
-    if not frame.typed or notice_values(frame):
+    if not frame.typed or notice_values(frame) or not frame.foreign:
         return None
-    if not frame.foreign:
-        return None
+    if asker(frame) and _duty_question(frame):
+        return None  # "我们是农民合作社，能参加啥": who asks is foreign, what they ask is the notice
     # A place in a short question is its scope; in a long message often only where the asker lives.
-    if frame.foreign_places and len(frame.text) <= LONG_MESSAGE or _owned_errand(frame):
+    if frame.foreign_places and len(frame.text) <= LONG_MESSAGE or _owned_errand(frame) or _foreign_subject(frame):
         return _keep(frame, refusal(frame.kb))  # "考研报名截止是哪天", "出租车投诉电话是多少"
-    weak = bool(frame.entities) and _weakly_named(frame)
+    # Named weakly, a question is foreign only for a foreign thing it names ("自来水费"), not for a
+    # foreign time or verb phrase ("周二开会", "座机没人接").
+    # A long message that asks a question word of a thing it names is about that thing, whatever
+    # else it tells ("……通知我弄丢了……几号开在哪个酒店开……我怕记错日子").
+    rambling = len(frame.full_text or frame.text) > LONG_MESSAGE and bool(frame.cues)
+    weak = bool(frame.entities) and _weakly_named(frame) and bool(frame.foreign_topics) and not rambling
     if frame.anchored and not weak and not (frame.intent == "out_of_scope" and frame.confidence >= 0.5
                                             and not frame.strong_thing):
         return None
@@ -342,13 +350,47 @@ def out_of_notice(frame: Frame) -> Reply | None:
 
 def _owned_errand(frame: Frame) -> bool:
     """A shared topic word (报名, 电话, 截止 …) that a foreign thing owns, and nothing else of the
-    notice named: every named thing is a weak one or lies on an owned topic word."""
+    notice named: every named thing is a weak one, lies on an owned topic word, or only qualifies a
+    foreign thing ("中卫市科协青少年科技创新大赛什么时候报名")."""
     lex = lexicon()
     owned = [a for a in lex.weak_anchors if a in frame.text and owned_by_foreign(frame, a)]
     if not owned:
         return False
     return all(m.type in WEAK_THINGS or m.type == "deadline" or any(a in m.text for a in owned)
-               for m in gazetteer_matches(frame))
+               or _qualifies_foreign(frame, m) for m in gazetteer_matches(frame))
+
+
+def _foreign_subject(frame: Frame) -> bool:
+    """What is asked about is a foreign thing the notice's names only qualify ("科技局的科技型中小企业
+    评价入库怎么弄"): every named thing qualifies it or is a weak one."""
+    matches = gazetteer_matches(frame)
+    qualifying = [m for m in matches if _qualifies_foreign(frame, m)]
+    # A weak name before a foreign noun is mostly that noun's owner asked about ("邮箱后缀", "客户端下载
+    # 链接最后那串字母"): only a specific name of the notice qualifying a foreign thing tells.
+    return any(m.type not in WEAK_THINGS for m in qualifying) and all(
+        m in qualifying or m.type in WEAK_THINGS for m in matches)
+
+
+PHRASE_MAX = 8
+COMPOUND_POS = {"n", "nz", "nt", "nr", "ns", "j", "vn", "v", "l", "an"}
+HEAD_POS = {"n", "nz", "nt", "j", "vn"}
+# Where the noun phrase after a named thing ends: a question word or a verb of the question.
+PHRASE_END = re.compile(r"什么|啥|哪|几|怎么|如何|多少|吗|呢|是|有|要|能|可以|在|报名|申报|截止|开始|举办|[，,。？?！!\s]")
+
+
+def _qualifies_foreign(frame: Frame, match) -> bool:  # noqa: ANN001
+    """The named thing only qualifies a foreign thing after it in the same noun phrase ("青少年科技创新
+    大赛": the contest is foreign, "青少年" does not name the notice's action)."""
+    import jieba.posseg
+
+    tail = PHRASE_END.split(frame.text[match.end:], maxsplit=1)[0]
+    if not tail or len(tail) > PHRASE_MAX:
+        return False
+    # A compound noun: content words only (no "的", "这次", "还"), headed by a foreign noun.
+    # "科学素质纲要的年份跨度" asks an attribute; "科普大篷车这次会开进校园" says what the thing does.
+    words = list(jieba.posseg.cut(tail))
+    return all(w.flag in COMPOUND_POS for w in words) and words[-1].flag in HEAD_POS and \
+        words[-1].word in frame.foreign_topics
 
 
 # -- things the question names directly ----------------------------------------
@@ -466,33 +508,76 @@ def _nth(frame: Frame, kind: str, number: int) -> Reply | None:
     return reply
 
 
-def _led_actions(frame: Frame) -> list[str]:
-    """The joint actions led by the units the question names."""
-    units = set(frame.entities.get("unit", []))
-    return [f.id.split(".", 1)[1] for f in joint_action_facts(frame.kb) if f.data.get("lead") in units]
+def _led_actions(kb, units: list[str]) -> list[str]:
+    """The joint actions led by the units named."""
+    return [f.id.split(".", 1)[1] for f in joint_action_facts(kb) if f.data.get("lead") in set(units)]
+
+
+def asker(frame: Frame) -> str:
+    """Who the asker says they are ("我们是科协代表，要干啥" -> "科协代表"), or ""."""
+    match = lexicon().asker.search(frame.full_text or frame.text)
+    return match.group("who") if match else ""
+
+
+def _duty_question(frame: Frame) -> bool:
+    """A question about what the asker may or should do: a role question, or with the asker named, a
+    wider one ("我们是科协代表，要干啥")."""
+    lex = lexicon()
+    whole = frame.full_text or frame.text
+    return bool(lex.role_question.search(frame.text)) or bool(asker(frame) and lex.duty_question.search(whole))
 
 
 def role_duties(frame: Frame) -> Reply | None:
     """"我们是科普基地，这次要做些什么" / "一般群众可以去看吗": what the notice asks of who asks."""
-    lex = lexicon()
-    if not frame.typed or not lex.role_question.search(frame.text):
+    if not frame.typed or not _duty_question(frame):
         return None
-    if set(frame.cues) - {"content"} or frame.details or "deadline" in frame.entities or "contact" in frame.entities:
+    who = asker(frame)
+    if set(frame.cues) - {"content"} or frame.details or "contact" in frame.entities or (
+            "deadline" in frame.entities and not who):
         return None
-    if "joint_action" in frame.entities:
+    facts = _asker_facts(frame, who) if who else []
+    if not facts and "joint_action" in frame.entities:
         return answer(frame.kb, "ask_joint_actions", frame.entities, frame.context, frame.today)
-    led = _led_actions(frame)
+    led = [] if facts else _led_actions(frame.kb, frame.entities.get("unit", []))
     if led:  # "我们是水务局的，通知里分给我们啥任务": the actions that unit leads, in full
         return answer(frame.kb, "ask_joint_actions", {"joint_action": led}, frame.context, frame.today)
-    role = next((r for r in lex.roles if r.pattern.search(frame.full_text or frame.text)), None)
-    if role is None:
+    facts = facts or _role_facts(frame.full_text or frame.text)
+    if not facts:
         return None
-    facts = list(role.facts)
     hits = _search(frame, "fact:")
     # What the notice says of exactly who asks ("科普基地" in the 科普阵地 action) comes first.
     if hits and hits[0].margin >= ROLE_MARGIN and hits[0].id not in facts and thing_of(hits[0].id):
         facts.insert(0, hits[0].id)
     return facts_reply(frame.kb, facts, frame.today, {"intent": "ask_registration", "entities": {}})
+
+
+def _role_facts(text: str) -> list[str]:
+    """The facts of the first role (knowledge/cues.yml roles) the text names."""
+    role = next((r for r in lexicon().roles if r.pattern.search(text)), None)
+    return list(role.facts) if role else []
+
+
+EVENT_DUTIES = ("venue", "content", "agenda")
+ANY_ASKER = ("joint.overview", "registration.how")
+
+
+def _asker_facts(frame: Frame, who: str) -> list[str]:
+    """What the notice gives the asker to do, from what their name names: the actions a unit leads
+    and the events it is responsible for, the event a delegate or a host school takes part in, the
+    joint action of a kind of body ("学会", "农民合作社"), else the facts of their role."""
+    from bot.dialogue.understand import find_entities
+
+    kb, named = frame.kb, find_entities(frame.kb, who)
+    units = named.get("unit", [])
+    facts = [f"joint_action.{key}" for key in _led_actions(kb, units)]
+    facts += [f.id for f in kb.facts.values() if f.id.endswith(".organizer") and f.id != "event.kepu_day.organizer"
+              and set(units) & set(find_entities(kb, f.short or "").get("unit", []))]
+    for event in named.get("event", []):
+        facts += [f"event.{event}.{part}" for part in EVENT_DUTIES if f"event.{event}.{part}" in kb.facts]
+    if not facts:  # a kind of body: its joint action, then what its role is asked
+        facts = [f"joint_action.{key}" for key in named.get("joint_action", [])] + _role_facts(who)
+    # Nothing the notice names: what any body may do, the joint actions and how to register them.
+    return list(dict.fromkeys(f for f in facts or ANY_ASKER if f in kb.facts))
 
 
 # Literal values of the notice: e-mail, URLs, phone numbers, the 文号 and the index number (ASCII
@@ -661,6 +746,8 @@ _QUOTED = re.compile(r"[“\"「『‘']([^”\"」』’']{2,40})[”\"」』�
 _BARE = re.compile(r"[\W_]+")
 QUOTED_MIN = 2
 SPAN_MIN = 8
+SPAN_SHORT = 6
+SPAN_OWN = 4
 SPAN_MAX_FACTS = 2
 
 
@@ -681,17 +768,48 @@ def _containing(frame: Frame, span: str) -> list[str]:
 def spanned_facts(frame: Frame, minimum: int = SPAN_MIN) -> list[str]:
     """The few facts sharing the longest stretch of text (at least `minimum` characters) with the
     question: "重视程度、数量规模、效果亮点这几个指标是干什么的" quotes the commendation."""
-    text = frame.text
-    for match in sorted(gazetteer_matches(frame), key=lambda m: -len(m.text)):
-        text = text.replace(match.text, "|")  # a named thing is no detail: "应急科普联合行动具体是哪天"
-    chunks = [_BARE.sub("", c) for c in text.split("|")]
-    for size in range(min(max((len(c) for c in chunks), default=0), 40), minimum - 1, -1):
-        for chunk in chunks:
-            for start in range(len(chunk) - size + 1):
-                ids = _containing(frame, chunk[start:start + size])
-                if 0 < len(ids) <= SPAN_MAX_FACTS:
-                    return ids
-    return []
+    return shared_span(frame, minimum)[1]
+
+
+def shared_span(frame: Frame, minimum: int = SPAN_SHORT) -> tuple[str, list[str]]:
+    """The longest stretch of the question (punctuation ignored) that one or two facts contain, and
+    those facts. A stretch that is mostly a named thing is no detail ("应急科普联合行动具体是哪天"):
+    at least SPAN_OWN characters of it lie outside every named thing."""
+    bare = _BARE.sub("", frame.text)
+    named, spans = [False] * len(bare), []
+    words = [(_BARE.sub("", m.text), True) for m in gazetteer_matches(frame)]
+    for word, is_thing in words + [(w, False) for w in lexicon().common_stretch]:
+        at = bare.find(word)
+        while word and at >= 0:
+            named[at:at + len(word)] = [True] * len(word)
+            if is_thing:
+                spans.append((at, at + len(word)))
+            at = bare.find(word, at + 1)
+    for size in range(min(len(bare), 40), minimum - 1, -1):
+        for start in range(len(bare) - size + 1):
+            end = start + size
+            if size - sum(named[start:end]) < SPAN_OWN or any(
+                    s < start < e or s < end < e for s, e in spans):
+                continue  # mostly a named thing, or cutting through one ("全国科普日|在沙坡头区")
+            ids = _containing(frame, bare[start:start + size])
+            if 0 < len(ids) <= SPAN_MAX_FACTS:
+                return bare[start:start + size], ids
+    return "", []
+
+
+def _span_instead(frame: Frame, reply: Reply) -> Reply | None:
+    """A question that quotes a stretch of one item ("节约意识、环保意识，还有一个是什么意识"), answered
+    with something that does not show it: that item instead."""
+    if reply.kind == "unstated" or frame.details:
+        return None
+    span, ids = shared_span(frame)
+    if not ids or span in _BARE.sub("", reply.text):
+        return None
+    if not set(ids) & set(reply.facts):  # the reply shows a part of the item quoted: the item in full
+        things = {thing_of(f) for f in reply.facts} - {None}
+        if set(reply.facts) <= OVERVIEWS or any(thing_of(i) in things for i in ids):
+            return None  # another attribute of the same thing ("……开展的时间") / an overview (_detail_instead)
+    return facts_reply(frame.kb, ids, frame.today, reply.context)
 
 
 def quoted(frame: Frame) -> Reply | None:
@@ -755,7 +873,7 @@ def question_type(frame: Frame) -> Reply | None:
     entities, context = next_steps_entities(frame)
     reply = answer(frame.kb, intent, entities, context, frame.today)
     if frame.typed:
-        reply = _detail_instead(frame, intent, reply) or reply
+        reply = _span_instead(frame, reply) or _detail_instead(frame, intent, reply) or reply
     details = [d for d in frame.details if not (d == "具体几点" and "没有写具体几点" in reply.text)]
     if details and not _about_named_thing(frame, reply):
         return unstated_reply(frame)  # the reading answered something else than the thing named
@@ -780,9 +898,10 @@ def retrieval_fallback(frame: Frame) -> Reply | None:
     if _reading(frame) not in (None, "lost") or not frame.typed or frame.foreign and not frame.anchored:
         return None
     hit = _trusted(_search(frame, "fact:"))
-    if not hit:
+    ids = [hit.id] if hit else shared_span(frame)[1]  # "要彰显科普服务哪几个方面的价值": a stretch of one item
+    if not ids:
         return None
-    return facts_reply(frame.kb, [hit.id], frame.today, {"intent": "ask_event_content", "entities": {}})
+    return facts_reply(frame.kb, ids, frame.today, {"intent": "ask_event_content", "entities": {}})
 
 
 def clarification(frame: Frame) -> Reply | None:

@@ -38,6 +38,7 @@ class Reply:
     context: dict[str, Any] = field(default_factory=dict)
     kind: str = "answer"  # answer | refusal | clarify | unstated | smalltalk | empty
     facts: list[str] = field(default_factory=list)
+    faq: str = ""  # the staff FAQ answered, if any (for the staff dashboard's topics)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Frame:
     english: bool = False
     anchored: bool = False  # the question names something of the notice
     foreign: list[str] = field(default_factory=list)  # content words (and verbs) the notice never uses
+    foreign_topics: list[str] = field(default_factory=list)  # foreign words saying what is asked about ("工厂", "入会")
     foreign_places: list[str] = field(default_factory=list)  # foreign place names ("银川")
     strong_thing: bool = False  # a named thing by a specific name (3+ characters, not a unit or platform)
     full_text: str = ""  # the whole message (`text` is its question part in a long message)

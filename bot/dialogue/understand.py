@@ -32,6 +32,8 @@ _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 _LATIN = re.compile(r"[A-Za-z]")
 # Characters that carry the question itself: never "corrected" into a word ("第几次" is not "第一次").
 PROTECTED = set("几哪谁啥咋怎么什多少吗呢吧")
+# Grammatical words that border a phrase: "我们是科协代表" keeps its "是" (not "市科协").
+GRAMMAR = set("是的在有和与了就也都把被给")
 _LITERAL = re.compile(r"^[\u4e00-\u9fff]{2,8}$")
 # Fuzzy initials and finals people confuse with pinyin input (z/zh, n/l, an/ang ...).
 _FUZZY = [("zh", "z"), ("ch", "c"), ("sh", "s"), ("ang", "an"), ("eng", "en"), ("ing", "in"), ("l", "n")]
@@ -146,10 +148,11 @@ class Speller:
         ("办公室" around "公室") is left alone."""
         import jieba
 
-        inside: list[tuple[int, int]] = []
+        inside: list[tuple[int, int]] = []  # the dictionary words (not those jieba only guessed, "结是")
         pos = 0
         for word in jieba.lcut(text):
-            inside.append((pos, pos + len(word)))
+            if jieba.dt.FREQ.get(word, 0) > 0:
+                inside.append((pos, pos + len(word)))
             pos += len(word)
         out, i = [], 0
         while i < len(text):
@@ -161,6 +164,9 @@ class Speller:
                         s < i + length and e > i and e - s > 1 and (s < i or e > i + length) for s, e in inside):
                     continue
                 found = self._candidate(window)
+                if found and found != window and (window[0] in GRAMMAR and found[0] != window[0]
+                                                  or window[-1] in GRAMMAR and found[-1] != window[-1]):
+                    found = None
                 if found:
                     out.append(found)
                     i += length
@@ -281,6 +287,23 @@ def _after_speaker(kb: KnowledgeSet, text: str, lex: Lexicon) -> str:
     return rest
 
 
+# The things a question is about: named in a long message's preamble, they stay its subject even when
+# the question part names a lesser thing ("……碳达峰那个科普行动 请问牵头单位是哪个 要倡导啥样的生态文明理念").
+SUBJECTS = ("joint_action", "event")
+
+
+def _with_preamble(entities: Entities, whole: Entities) -> Entities:
+    """The question part's entities, or the whole message's when it names none; a subject the
+    preamble names and the question part lacks is added."""
+    if not entities:
+        return whole
+    merged = dict(entities)
+    for kind in SUBJECTS:
+        if kind in whole and not any(k in entities for k in SUBJECTS):
+            merged[kind] = whole[kind]
+    return merged
+
+
 def question_focus(text: str, lex: Lexicon) -> str:
     """In a long message, the part from the first question marker on ("……我想知道主场活动在哪");
     the whole text otherwise."""
@@ -338,35 +361,35 @@ def foreign_words(text: str, known: frozenset[str], lex: Lexicon, pos: frozenset
                   ) -> list[str]:
     """The content words of `text` (words of the parts of speech `pos`) that the notice's vocabulary
     never uses ("北京", "春节"; with VERB_POS "申请", "招生")."""
+    return [word for word, _ in tagged_foreign_words(text, known, lex, pos)]
+
+
+def tagged_foreign_words(text: str, known: frozenset[str], lex: Lexicon,
+                         pos: frozenset[str] | set[str] = CONTENT_POS) -> list[tuple[str, str]]:
+    """foreign_words with each word's part of speech (one segmentation serves every use)."""
+    import jieba
     import jieba.posseg
 
     for pattern, _ in lex.unstated:
         text = pattern.sub(" ", text)
-    import jieba
-
     # A two-character stretch jieba only guessed ("能报") is no word of anything.
-    return [p.word for p in jieba.posseg.cut(text)
+    return [(p.word, p.flag) for p in jieba.posseg.cut(text)
             if len(p.word) >= 2 and p.flag in pos and _CJK_RUN.fullmatch(p.word)
             and (len(p.word) >= 3 or jieba.dt.FREQ.get(p.word, 0) > 0)
             and p.word not in known and p.word not in lex.generic_words
             and not _known_compound(p.word, known | lex.generic_words)]
 
 
-def foreign_places(text: str, foreign: list[str]) -> list[str]:
-    """The foreign words that are place names ("银川的科普日活动在哪里", "石嘴山的科普活动"): another
-    region's affairs, whatever of the notice the question also names."""
-    if not foreign:
-        return []
-    import jieba.posseg
-
-    return [p.word for p in jieba.posseg.cut(text) if p.flag == "ns" and p.word in foreign]
+# Foreign words that say what a question is about: a thing (a noun, a place, an organisation) or an
+# errand (a verb, "入会"). A foreign time or set phrase ("周二", "近几年") rarely is.
+TOPIC_POS = {"n", "ns", "nt", "nz", "nr", "nrt", "vn", "j", "v"}
 
 
-def _foreign(text: str, known: frozenset[str], lex: Lexicon, context: dict) -> list[str]:
+def _foreign(text: str, known: frozenset[str], lex: Lexicon, context: dict) -> list[tuple[str, str]]:
     """Foreign nouns, and foreign verbs ("申请", "招生") unless a topic is remembered: mid-conversation
     a verb alone is left to the context ("纲要覆盖哪些年" after the outline's item)."""
     mid_conversation = any(context.get(key) for key in ("entities", "intent", "items"))
-    return foreign_words(text, known, lex, CONTENT_POS if mid_conversation else CONTENT_POS | VERB_POS)
+    return tagged_foreign_words(text, known, lex, CONTENT_POS if mid_conversation else CONTENT_POS | VERB_POS)
 
 
 def _known_compound(word: str, known: frozenset[str]) -> bool:
@@ -438,8 +461,11 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
         text = speller(kb, lex).correct(text)
     full_text, text = text, _after_speaker(kb, question_focus(text, lex), lex) if typed else text
     entities = find_entities(kb, lex.self_intro.sub("，", text)) if typed else _group(turn.entities)
-    if typed and not entities and full_text != text:  # "……碳达峰那个行动……请问牵头单位是谁"
-        entities = find_entities(kb, lex.self_intro.sub("，", lex.speaker.sub("，", full_text)))
+    if typed and full_text != text:  # "……碳达峰那个行动……请问牵头单位是谁"
+        preamble = lex.self_intro.sub("，", lex.speaker.sub("，", full_text))
+        # Who asks ("我是环保志愿者协会的") is not what is asked about, when anything else is named.
+        entities = _with_preamble(entities, find_entities(kb, lex.asker.sub("，", preamble))
+                                  or find_entities(kb, preamble))
     if typed and not entities and turn.whole:  # "代表大会在哪开，几号开": the thing is named once
         entities = find_entities(kb, lex.self_intro.sub("，", turn.whole))
     entities = _specific_event(entities)
@@ -451,7 +477,7 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
     if (english and intent not in ("greet", "thank", "goodbye")) or corrected:
         # The classifier was trained on Chinese, and it read the whole correction, rejected part too.
         intent, confidence = "nlu_fallback", 0.0
-    foreign = _foreign(text, known, lex, turn.context or {}) if typed else []
+    tagged = _foreign(text, known, lex, turn.context or {}) if typed else []
     return Frame(
         kb=kb, turn=turn, today=today, text=text, typed=typed, intent=intent, confidence=confidence,
         entities=entities, context=dict(turn.context or {}),
@@ -461,6 +487,7 @@ def understand(kb: KnowledgeSet, turn: Turn, today: dt.date) -> Frame:
         corrected=corrected, english=english,
         anchored=anchored(text, entities, lex) or (corrected and bool((turn.context or {}).get("entities"))),
         full_text=full_text, strong_thing=typed and _strong_thing(kb, text, lex),
-        foreign=foreign,
-        foreign_places=foreign_places(text, foreign),
+        foreign=[word for word, _ in tagged],
+        foreign_topics=[word for word, flag in tagged if flag in TOPIC_POS],
+        foreign_places=[word for word, flag in tagged if flag == "ns"],
     )

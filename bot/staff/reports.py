@@ -54,7 +54,8 @@ def tracker_url() -> str:
     return os.environ.get("TRACKER_URL") or f"sqlite:///{ROOT / 'build' / 'conversations.db'}"
 
 
-def _question(text: str) -> str:
+def question_form(text: str) -> str:
+    """The form questions are grouped and compared by: normalised, without trailing punctuation."""
     return normalize(text).rstrip(_TRAILING)
 
 
@@ -128,7 +129,7 @@ def _unanswered_messages(rows: Iterable[Any]) -> list[tuple[str, float, str]]:
 def _group(messages: list[tuple[str, float, str]]) -> list[dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     for text, timestamp, kind in messages:
-        question = _question(text)
+        question = question_form(text)
         if not question:
             continue
         row = groups.setdefault(question, {"question": question, "count": 0, "first": timestamp,

@@ -4,7 +4,8 @@ with live progress, rollback and the audit log.
 `register_admin(app)` adds these routes (all answers carry a strict CSP and
 `Cache-Control: no-store`):
 
-- GET  /admin, /admin/login, POST /admin/login, POST /admin/logout;
+- GET  /admin (-> /admin/dashboard, bot/web/dashboard_views.py), /admin/login, POST /admin/login,
+  POST /admin/logout;
 - GET  /admin/faq; GET|POST /admin/faq/new; GET|POST /admin/faq/<id>/edit;
   GET|POST /admin/faq/<id>/delete (a confirmation page, then the POST);
 - GET  /admin/unanswered (+ .csv), /admin/feedback, /admin/audit;
@@ -87,6 +88,7 @@ PAGE_HEADERS = {
 }
 
 NAV = [
+    ("/admin/dashboard", "数据概览"),
     ("/admin/faq", "常见问题"),
     ("/admin/unanswered", "未解答问题"),
     ("/admin/feedback", "不满意反馈"),
@@ -248,7 +250,7 @@ def _form(request: Request) -> dict[str, str]:
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/admin") and "//" not in target and "\\" not in target:
         return target
-    return "/admin/faq"
+    return "/admin/dashboard"
 
 
 def _staff(module: str) -> Any:
@@ -681,8 +683,8 @@ class AdminSite:
         return resp
 
     async def index(self, request: Request, session: Session) -> HTTPResponse:
-        """GET /admin."""
-        return _redirect("/admin/faq")
+        """GET /admin: the dashboard is the first page."""
+        return _redirect("/admin/dashboard")
 
     # ------------------------------------------------------------ FAQ
 
@@ -768,10 +770,10 @@ class AdminSite:
                 "source": form.get("source", "").strip(), "valid_until": valid_until}, ""
 
     async def faq_new(self, request: Request, session: Session) -> HTTPResponse:
-        """GET|POST /admin/faq/new (GET ?question= pre-fills the first question)."""
+        """GET|POST /admin/faq/new (GET ?question=, ?answer=, ?source= pre-fill the form)."""
         if request.method == "GET":
             values = {"questions": request.args.get("question", "")[:1000],
-                      "answer": request.args.get("answer", "")[:4000]}
+                      "answer": request.args.get("answer", "")[:4000], "source": request.args.get("source", "")[:500]}
             return self._faq_form(session, action="/admin/faq/new", title="添加常见问题", values=values,
                                   editing=False)
         form = _form(request)
@@ -1071,8 +1073,11 @@ def _same_origin_only(handler: Handler) -> Handler:
     return wrapped
 
 
-def register_admin(app: Sanic, site: AdminSite | None = None) -> AdminSite:
-    """Add the /admin routes to Rasa's Sanic app; returns the site (tests inspect its job)."""
+def register_admin(app: Sanic, site: AdminSite | None = None, dashboard: Any = None) -> AdminSite:
+    """Add the /admin routes to Rasa's Sanic app; returns the site (tests inspect its job).
+    `dashboard`: the dashboard's views (default bot.web.dashboard_views.DashboardViews())."""
+    from bot.web.dashboard_views import DashboardViews, dashboard_routes
+
     site = site or AdminSite()
     keep_cors_off_admin(app)
     g = site.guard
@@ -1102,6 +1107,7 @@ def register_admin(app: Sanic, site: AdminSite | None = None) -> AdminSite:
         (g(site.retrain_start, api=True), "/admin/api/retrain", ["POST"]),
         (g(site.retrain_status, api=True), "/admin/api/retrain/status", ["GET"]),
         (g(site.rollback), "/admin/rollback", ["GET", "POST"]),
+        *dashboard_routes(dashboard or DashboardViews(), g),
         (g(site.not_found), "/admin/<rest:path>", ["GET", "POST"]),
     ]
     for handler, uri, methods in routes:

@@ -95,8 +95,8 @@ def switched_off(name: str) -> Iterator[None]:
         saved = [(dialogue, "question_parts", dialogue.question_parts)]
         dialogue.question_parts = lambda text, lex, kb: []
     elif name == "grounding":
-        saved = [(understanding, "foreign_words", understanding.foreign_words)]
-        understanding.foreign_words = lambda text, known, lex: []
+        saved = [(understanding, "tagged_foreign_words", understanding.tagged_foreign_words)]
+        understanding.tagged_foreign_words = lambda text, known, lex, pos=None: []
     retrieval._index.cache_clear()
     try:
         yield

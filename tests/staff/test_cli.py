@@ -103,3 +103,27 @@ def test_reports(staff_env, tmp_path, monkeypatch):
     feedback = runner.invoke(app, ["report", "feedback", "--vote", "all"])
     assert feedback.exit_code == 0 and "没有评价" in feedback.output
     assert runner.invoke(app, ["report", "feedback", "--vote", "meh"]).exit_code == 2
+
+
+async def test_report_summary_prints_and_writes_the_dashboards_figures(staff_env, kb, tmp_path, monkeypatch):
+    from bot.knowledge import store
+    from bot.staff import dashboard
+    from tests.dashboard_data import append
+    from tests.web.test_dashboard_http import CONVERSATIONS
+
+    db_url = f"sqlite:///{tmp_path / 'staff.db'}"
+    store.build_database(kb, db_url)
+    monkeypatch.setattr(store, "_shared", store.KnowledgeRepository(db_url))
+    monkeypatch.setattr(dashboard, "_shared", None)
+    await append(tmp_path / "conversations.db", CONVERSATIONS)
+    monkeypatch.setenv("TRACKER_URL", f"sqlite:///{tmp_path / 'conversations.db'}")
+    monkeypatch.setenv("KEPU_TODAY", "2026-12-03")
+    result = runner.invoke(app, ["report", "summary", "--days", "7", "--csv", str(tmp_path / "s.csv")])
+    assert result.exit_code == 0, result.output
+    lines = [line.split() for line in result.output.splitlines()]
+    assert ["2026-11-27", "至", "2026-12-03"] in lines
+    assert ["咨询消息数", "5", "2", "7"] in lines and ["2026-12-03", "5", "2", "7"] in lines
+    assert ["通知未说明", "3", "0", "3", "42.9%"] in lines and ["1.", "活动登记填报截止", "1", "1", "2"] in lines
+    rows = (tmp_path / "s.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert rows[0] == "指标,项目,网页,微信,合计,占比" and "回答情况,通知未说明,3,0,3,42.9%" in rows
+    assert runner.invoke(app, ["report", "summary", "--from", "2026-12-05", "--to", "2026-12-01"]).exit_code == 2

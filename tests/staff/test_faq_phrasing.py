@@ -83,6 +83,7 @@ async def test_action_answers_from_the_database(faq_db, tracker_state, dispatche
     events = await ActionAnswer().run(dispatcher, faq_tracker(tracker_state, "小孩能去吗", "kids"), domain)
     assert dispatcher.messages[0]["text"] == "可以，科普日面向社会公众。（依据：常见问题 通知第三部分）"
     assert SlotSet("reply_kind", "answer") in events
+    assert SlotSet("reply_facts", ["faq:kids"]) in events  # the staff dashboard counts it as an FAQ answer
 
 
 async def test_action_answers_a_shipped_faq(faq_db, tracker_state, dispatcher, domain):

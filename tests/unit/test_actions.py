@@ -22,7 +22,7 @@ async def test_deadline_answer_and_context(make_tracker, dispatcher, domain):
     text = dispatcher.messages[0]["text"]
     assert "2021年9月24日" in text and "还有4天" in text and "依据：通知第五部分" in text
     assert events == [SlotSet("context", {"intent": "ask_deadline", "entities": {"deadline": ["register"]}}),
-                      SlotSet("reply_kind", "answer")]
+                      SlotSet("reply_kind", "answer"), SlotSet("reply_facts", ["deadline.register"])]
 
 
 async def test_follow_up_uses_the_slot(make_tracker, dispatcher, domain):

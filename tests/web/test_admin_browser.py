@@ -48,7 +48,7 @@ ELDER = "长者模式：大字体、高对比度"
 
 # Every admin route but the login page and the two public assets.
 PROTECTED = [
-    ("GET", "/admin"), ("GET", "/admin/faq"), ("GET", "/admin/faq/new"), ("POST", "/admin/faq/new"),
+    ("GET", "/admin"), ("GET", "/admin/dashboard"), ("GET", "/admin/dashboard.csv"), ("GET", "/admin/faq"), ("GET", "/admin/faq/new"), ("POST", "/admin/faq/new"),
     ("GET", "/admin/faq/some_id/edit"), ("POST", "/admin/faq/some_id/edit"),
     ("GET", "/admin/faq/some_id/delete"), ("POST", "/admin/faq/some_id/delete"),
     ("GET", "/admin/unanswered"), ("GET", "/admin/unanswered.csv"), ("GET", "/admin/feedback"),
@@ -483,7 +483,7 @@ def test_keyboard_only_login(page: Page, admin_url: str, staff: tuple[str, str])
     page.keyboard.press("Tab")
     page.keyboard.type(staff[1])
     page.keyboard.press("Enter")
-    page.wait_for_url(admin_url + "/admin/faq")
+    page.wait_for_url(admin_url + "/admin/dashboard")  # the first page after login
     focused = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
     assert focused is not None
     # The skip link and every navigation item are reachable by Tab.

@@ -160,7 +160,8 @@ def test_admin_header_leaves_the_phone_screen_to_the_content(make_page: Any, utc
     assert heading is not None and heading["y"] + heading["height"] <= 844 * (share + 0.12), heading
     # Every page of the menu is still there, in one row that scrolls sideways, the current one in view.
     nav = page.get_by_role("navigation", name="管理功能")
-    expect(nav.get_by_role("link")).to_have_text(["常见问题", "未解答问题", "不满意反馈", "重新训练", "操作记录"])
+    expect(nav.get_by_role("link")).to_have_text(["数据概览", "常见问题", "未解答问题", "不满意反馈", "重新训练",
+                                                  "操作记录"])
     tops = {round(b["y"]) for b in nav.get_by_role("link").evaluate_all(
         "links => links.map(a => a.getBoundingClientRect()).map(r => ({y: r.top}))")}
     assert len(tops) == 1, tops
