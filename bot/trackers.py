@@ -23,8 +23,7 @@ table, and a tracker whose state is in doubt (a message that failed before it wa
 session) is read again.
 
 A database that does not answer (a restart, a network blip) is retried with short pauses for up
-to `retry_seconds` before the message fails; connections are checked before use (pool_pre_ping),
-so a restarted server costs no failed message.
+to `retry_seconds` before the message fails, so a restarted server costs no failed message.
 """
 
 from __future__ import annotations
@@ -95,12 +94,13 @@ def _unavailable(exc: BaseException) -> bool:
 
 
 def _engine(url: Any) -> sa.engine.Engine:
-    """Rasa's engine for `url`, with every pooled connection checked before use; SQLite gets a
-    pool too (SQLAlchemy 1.4 opens a new SQLite connection per session otherwise)."""
+    """Rasa's engine for `url`; SQLite gets a pool too (SQLAlchemy 1.4 opens a new SQLite connection
+    per session otherwise). No ping before each use (a round trip per session): a connection a
+    restarted server dropped fails once, SQLAlchemy then empties the pool, and the retry of
+    `_patiently` runs on a new connection."""
     if sa.engine.make_url(url).get_backend_name() == "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True, poolclass=sa.pool.QueuePool,
-                                connect_args={"check_same_thread": False})
-    return sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+        return sa.create_engine(url, poolclass=sa.pool.QueuePool, connect_args={"check_same_thread": False})
+    return sa.create_engine(url, **create_engine_kwargs(url))
 
 
 class CachedSQLTrackerStore(SQLTrackerStore):

@@ -1,6 +1,7 @@
 """Where the time of one message goes (a benchmark, not a test).
 
     python -m tests.bench.profile_message [--messages 200] [--turns 50] [--endpoints FILE] [--cprofile OUT]
+                                          [--model FILE]
 
 Loads the trained model into this process with the project's endpoints (the tracker store and lock
 store of endpoints.yml on a fresh SQLite file; the action server it starts on a free port), sends
@@ -143,7 +144,7 @@ async def run(args: argparse.Namespace, endpoints: Path) -> dict[str, Any]:
     configure_logging_and_warnings(logging.WARNING)
     bot.server._fast_action_result_validation()
     bot.server._sqlite_write_ahead_log()
-    model = (ROOT / "build" / "current_model").read_text().strip()
+    model = args.model or (ROOT / "build" / "current_model").read_text().strip()
     agent = await load_agent(model_path=model, endpoints=AvailableEndpoints.read_endpoints(str(endpoints)))
     stages = Stages()
     instrument(stages, agent)
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--endpoints", type=Path, default=ROOT / "endpoints.yml")
     parser.add_argument("--cprofile", help="write a cProfile of the messages to this file")
+    parser.add_argument("--model", help="the model file (default: build/current_model)")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     with tempfile.TemporaryDirectory() as folder, action_server() as port:
