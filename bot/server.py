@@ -89,29 +89,49 @@ configure_app = configure_app_with()
 
 
 def _fast_action_result_validation() -> None:
-    """Validate action server responses with a validator built once.
+    """Validate action server responses against Rasa's schema, each event against its own type.
 
-    Rasa's RemoteAction calls jsonschema.validate() per action call, which
-    re-checks the (constant) schema every time: measured with py-spy at about
-    half of the server's time per message. The same schema and the same errors,
-    compiled once.
+    Rasa's RemoteAction calls jsonschema.validate() per action call, which re-checks the (constant)
+    schema every time and tries every event against all 23 event types of its `oneOf`: measured
+    with py-spy at about half of the server's time per message. The events' `oneOf` alternatives
+    differ in their `event` constant, so an event is valid exactly when it matches the item schema
+    without the `oneOf` and the one alternative of its own type: the same result, with validators
+    built once. Anything that does not pass goes through Rasa's own validation and error message.
     """
-    from jsonschema import ValidationError
+    from rasa.core.actions.action import RemoteAction
+
+    valid = action_result_checker()
+    original = RemoteAction._validate_action_result
+
+    def validate(self: RemoteAction, result: dict[str, Any]) -> bool:
+        return True if valid(result) else original(self, result)  # Rasa's own error message
+
+    RemoteAction._validate_action_result = validate  # type: ignore[method-assign]
+
+
+def action_result_checker() -> Callable[[Any], bool]:
+    """Whether an action server response is valid under Rasa's schema (see above), fast."""
     from jsonschema.validators import validator_for
     from rasa.core.actions.action import RemoteAction
 
     schema = RemoteAction.action_response_format_spec()
-    validator = validator_for(schema)(schema)
-    original = RemoteAction._validate_action_result
+    compiled = validator_for(schema)
+    items = schema["properties"]["events"]["items"]
+    outer = compiled({**schema, "properties": {**schema["properties"], "events": {"type": "array"}}})
+    base = compiled({key: value for key, value in items.items() if key != "oneOf"})
+    by_type = {alternative["properties"]["event"]["const"]: compiled(alternative) for alternative in items["oneOf"]}
 
-    def validate(self: RemoteAction, result: dict[str, Any]) -> bool:
-        try:
-            validator.validate(result)
-            return True
-        except ValidationError:
-            return original(self, result)  # Rasa's own error message
+    def valid(result: Any) -> bool:
+        events = result.get("events", []) if isinstance(result, dict) else None
+        if not outer.is_valid(result) or not isinstance(events, list):
+            return False
+        for event in events:
+            own = by_type.get(event.get("event")) if isinstance(event, dict) else None
+            if own is None or not base.is_valid(event) or not own.is_valid(event):
+                return False
+        return True
 
-    RemoteAction._validate_action_result = validate  # type: ignore[method-assign]
+    return valid
 
 
 def _sqlite_write_ahead_log() -> None:

@@ -6,20 +6,24 @@ endpoints.yml (`make run`, SQLite) and endpoints.replicas.yml (PostgreSQL) name 
       type: bot.trackers.CachedSQLTrackerStore
       url: ${TRACKER_URL}        # or dialect/db as for Rasa's `SQL` type
       cache_size: 2000           # conversations kept in memory (least recently used dropped)
+      max_event_history: 60      # events a tracker holds in memory (all are stored)
       retry_seconds: 15          # how long a message waits for the database to come back
 
 Rasa's SQLTrackerStore reads every event of the conversation's session on each message, replays
-them into a tracker, and counts them again before saving: the cost of a message grows with the
-length of the conversation. This store keeps the tracker it saved; the next message asks the
-database only for events newer than the last one it knows (one indexed query that normally
-returns nothing, or another replica's turns, which are applied in order) and saves only the
-events added since. The database stays the truth: every event is written as Rasa writes it, in
-Rasa's own `events` table, and a tracker whose state is in doubt (a message that failed before it
-was saved, a new session) is read again in full.
+them into a tracker, and counts them again before saving; the policies then featurize, and the
+action server receives, every event of the session: the cost of a message grows with the length
+of the conversation. This store keeps the tracker it saved; the next message asks the database
+only for events newer than the last one it knows (one indexed query that normally returns
+nothing, or another replica's turns, which are applied in order) and saves only the events added
+since. The tracker holds the last `max_event_history` events (Rasa's own DialogueStateTracker
+option: every event is replayed, so slots are exact, but older events leave memory); the policies
+look back three turns (MemoizationPolicy max_history) and the rules less, about 8 events a turn.
+The database stays the truth: every event is written as Rasa writes it, in Rasa's own `events`
+table, and a tracker whose state is in doubt (a message that failed before it was saved, a new
+session) is read again.
 
 A database that does not answer (a restart, a network blip) is retried with short pauses for up
-to `retry_seconds` before the message fails; connections are checked before use (pool_pre_ping),
-so a restarted server costs no failed message.
+to `retry_seconds` before the message fails, so a restarted server costs no failed message.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -44,16 +48,42 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_CACHE_SIZE = 2000
 DEFAULT_RETRY_SECONDS = 15.0
+# More than one message can add (Rasa stops after 10 predicted actions; a turn here adds about 8).
+MIN_EVENT_HISTORY = 60
 FIRST_PAUSE, LONGEST_PAUSE = 0.1, 1.0
+
+
+class _Counted(deque):  # type: ignore[type-arg]
+    """A tracker's events that counts every event ever appended (older ones leave the window)."""
+
+    def __init__(self, events: Any = (), maxlen: int | None = None) -> None:
+        super().__init__(events, maxlen)
+        self.appended = len(self)
+
+    def append(self, event: Event) -> None:
+        super().append(event)
+        self.appended += 1
+
+
+class WindowedTracker(DialogueStateTracker):
+    """Rasa's tracker whose event deque counts appended events (see _Counted)."""
+
+    def _create_events(self, evts: list[Event]) -> deque:  # type: ignore[type-arg]
+        return _Counted(super()._create_events(evts), self._max_event_history)
 
 
 @dataclass
 class _Known:
     """A conversation as this process last saw it in the database."""
 
-    tracker: DialogueStateTracker
-    stored: int  # events of the current session in the database (len(tracker.events) when in sync)
-    last_id: int  # id of the newest of them
+    tracker: WindowedTracker
+    appended: int  # tracker.events.appended when it matched the database
+    last_id: int  # id of the newest stored event
+
+
+def _appended(tracker: DialogueStateTracker) -> int:
+    events = tracker.events
+    return events.appended if isinstance(events, _Counted) else -1
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -64,24 +94,26 @@ def _unavailable(exc: BaseException) -> bool:
 
 
 def _engine(url: Any) -> sa.engine.Engine:
-    """Rasa's engine for `url`, with every pooled connection checked before use; SQLite gets a
-    pool too (SQLAlchemy 1.4 opens a new SQLite connection per session otherwise)."""
+    """Rasa's engine for `url`; SQLite gets a pool too (SQLAlchemy 1.4 opens a new SQLite connection
+    per session otherwise). No ping before each use (a round trip per session): a connection a
+    restarted server dropped fails once, SQLAlchemy then empties the pool, and the retry of
+    `_patiently` runs on a new connection."""
     if sa.engine.make_url(url).get_backend_name() == "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True, poolclass=sa.pool.QueuePool,
-                                connect_args={"check_same_thread": False})
-    return sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+        return sa.create_engine(url, poolclass=sa.pool.QueuePool, connect_args={"check_same_thread": False})
+    return sa.create_engine(url, **create_engine_kwargs(url))
 
 
 class CachedSQLTrackerStore(SQLTrackerStore):
     """SQLTrackerStore that keeps saved trackers in memory and rides out a database restart."""
 
-    def __init__(self, *args: Any, cache_size: int = DEFAULT_CACHE_SIZE,
+    def __init__(self, *args: Any, cache_size: int = DEFAULT_CACHE_SIZE, max_event_history: int = MIN_EVENT_HISTORY,
                  retry_seconds: float = DEFAULT_RETRY_SECONDS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.engine.dispose()
         self.engine = _engine(self.engine.url)
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
         self.cache_size = int(cache_size)
+        self.window = max(int(max_event_history), MIN_EVENT_HISTORY)
         self.retry_seconds = float(retry_seconds)
         self._known: OrderedDict[str, _Known] = OrderedDict()
 
@@ -110,7 +142,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
 
     def _current(self, sender_id: str) -> DialogueStateTracker | None:
         known = self._known.get(sender_id)
-        if known is not None and len(known.tracker.events) == known.stored and self._catch_up(known):
+        if known is not None and _appended(known.tracker) == known.appended and self._catch_up(known):
             self._known.move_to_end(sender_id)
             return known.tracker
         self._known.pop(sender_id, None)
@@ -128,7 +160,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         for _, _, data in rows:
             known.tracker.update(Event.from_parameters(json.loads(data)))
         if rows:
-            known.stored += len(rows)
+            known.appended = _appended(known.tracker)
             known.last_id = rows[-1][0]
         return True
 
@@ -138,8 +170,9 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
         if not rows or not self.domain:
             return None
-        tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(row.data) for row in rows], self.domain.slots)
-        self._remember(sender_id, _Known(tracker, len(rows), rows[-1].id))
+        tracker = WindowedTracker.from_dict(sender_id, [json.loads(row.data) for row in rows], self.domain.slots,
+                                            self.window)
+        self._remember(sender_id, _Known(tracker, _appended(tracker), rows[-1].id))  # type: ignore[arg-type]
         return tracker
 
     def _remember(self, sender_id: str, known: _Known) -> None:
@@ -158,21 +191,41 @@ class CachedSQLTrackerStore(SQLTrackerStore):
     def _store(self, tracker: DialogueStateTracker) -> None:
         sender_id = tracker.sender_id
         known = self._known.get(sender_id)
-        in_sync = known is not None and known.tracker is tracker
         with self.session_scope() as session:
-            # The events added since the read; for a tracker read elsewhere, Rasa's own count.
-            new = (list(tracker.events)[known.stored:] if known is not None and in_sync
-                   else list(self._additional_events(session, tracker)))
+            if known is not None and known.tracker is tracker:
+                new = self._added(known)
+            else:  # a tracker this store did not hand out (a new conversation): Rasa's own count
+                new = list(self._additional_events(session, tracker))
             if new:
                 session.execute(self.SQLEvent.__table__.insert(), [self._row(sender_id, event) for event in new])
-            last_id = known.last_id if in_sync and not new else session.query(  # type: ignore[union-attr]
-                sa.func.max(self.SQLEvent.id)).filter(self.SQLEvent.sender_id == sender_id).scalar()
+            last_id = session.query(sa.func.max(self.SQLEvent.id)).filter(
+                self.SQLEvent.sender_id == sender_id).scalar() if new or known is None else known.last_id
             session.commit()
-        if any(isinstance(event, SessionStarted) for event in new) or last_id is None:
-            self._known.pop(sender_id, None)  # the next read starts from the new session, as Rasa's does
+        if last_id is None:
+            self._known.pop(sender_id, None)
             return
-        # Every event of the tracker is now stored: those read, and the new ones.
-        self._remember(sender_id, _Known(tracker, len(tracker.events), int(last_id)))
+        if not isinstance(tracker, WindowedTracker) or any(isinstance(event, SessionStarted) for event in new):
+            tracker = self._as_read(tracker)
+        self._remember(sender_id, _Known(tracker, _appended(tracker), int(last_id)))  # type: ignore[arg-type]
+
+    def _as_read(self, tracker: DialogueStateTracker) -> WindowedTracker:
+        """The tracker a read of the database would now give: the events from the latest session
+        start on (Rasa reads the current session only), replayed into a WindowedTracker."""
+        events = list(tracker.events)
+        starts = [i for i, event in enumerate(events) if isinstance(event, SessionStarted)]
+        slots = self.domain.slots if self.domain else None
+        return WindowedTracker.from_events(tracker.sender_id, events[starts[-1]:] if starts else events, slots,
+                                           self.window)  # type: ignore[return-value]
+
+    @staticmethod
+    def _added(known: _Known) -> list[Event]:
+        """The events appended to the known tracker since it matched the database."""
+        events = known.tracker.events
+        added = _appended(known.tracker) - known.appended
+        if added > len(events):  # cannot happen below MIN_EVENT_HISTORY events per message
+            logger.error("tracker store: %d events of %s in one message, more than the %d kept in memory; "
+                         "only the last %d are stored", added, known.tracker.sender_id, len(events), len(events))
+        return list(events)[max(len(events) - added, 0):] if added > 0 else []
 
     @staticmethod
     def _row(sender_id: str, event: Event) -> dict[str, Any]:

@@ -88,6 +88,45 @@ def _text(value: Any, file: str, entry: str, name: str) -> str:
     return _CJK_GAP.sub("", " ".join(value.split()))
 
 
+def _source_part(raw: dict[str, Any], file: str, entry: str, sources: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    src = raw.get("source")
+    if not isinstance(src, dict) or "part" not in src:
+        raise KnowledgeError(file, entry, "缺少字段 source.part")
+    part = str(src["part"])
+    if part not in sources:
+        raise KnowledgeError(file, entry, f"source.part {part!r} 不在 sources.yml 中")
+    return part, src
+
+
+def _check_dates(date: dt.date | None, end_date: dt.date | None, date_kind: str, file: str, entry: str) -> None:
+    if date and date_kind not in DATE_KINDS:
+        raise KnowledgeError(file, entry, f"有 date 时 date_kind 必须是 {'/'.join(DATE_KINDS)}")
+    if date_kind and not date:
+        raise KnowledgeError(file, entry, "有 date_kind 时必须给出 date")
+    if end_date and date and end_date < date:
+        raise KnowledgeError(file, entry, "end_date 早于 date")
+
+
+def _check_placeholders(texts: tuple[str, ...], date: dt.date | None, end_date: dt.date | None,
+                        file: str, entry: str) -> None:
+    for text in texts:
+        for name in PLACEHOLDER.findall(text):
+            if name not in DATE_PLACEHOLDERS | COMPUTED_PLACEHOLDERS:
+                raise KnowledgeError(file, entry, f"未知占位符 {{{name}}}")
+            if name in ("end_date", "end_day") and not end_date:
+                raise KnowledgeError(file, entry, f"占位符 {{{name}}} 需要 end_date")
+            if name == "date" and not date:
+                raise KnowledgeError(file, entry, "占位符 {date} 需要 date")
+
+
+def _check_weekdays(weekdays: Any, date: dt.date | None, file: str, entry: str) -> None:
+    if weekdays and date:
+        days = [date + dt.timedelta(days=i) for i in range(len(weekdays))]
+        actual = [WEEKDAYS[d.weekday()] for d in days]
+        if list(weekdays) != actual:
+            raise KnowledgeError(file, entry, f"星期与日期不符：写的是 {weekdays}，实际是 {actual}")
+
+
 def _fact(raw: Any, file: str, index: int, sources: dict[str, str]) -> Fact:
     if not isinstance(raw, dict):
         raise KnowledgeError(file, f"#{index + 1}", "每个事实必须是映射")
@@ -98,41 +137,19 @@ def _fact(raw: Any, file: str, index: int, sources: dict[str, str]) -> Fact:
     fid = _text(raw.get("id"), file, entry, "id")
     if not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*", fid):
         raise KnowledgeError(file, entry, "id 只能由小写字母、数字、下划线和点组成")
-    src = raw.get("source")
-    if not isinstance(src, dict) or "part" not in src:
-        raise KnowledgeError(file, entry, "缺少字段 source.part")
-    part = str(src["part"])
-    if part not in sources:
-        raise KnowledgeError(file, entry, f"source.part {part!r} 不在 sources.yml 中")
+    part, src = _source_part(raw, file, entry, sources)
     date_kind = str(raw.get("date_kind") or "")
     date = _date(raw.get("date"), file, entry, "date")
     end_date = _date(raw.get("end_date"), file, entry, "end_date")
     start_date = _date(raw.get("start_date"), file, entry, "start_date")
-    if date and date_kind not in DATE_KINDS:
-        raise KnowledgeError(file, entry, f"有 date 时 date_kind 必须是 {'/'.join(DATE_KINDS)}")
-    if date_kind and not date:
-        raise KnowledgeError(file, entry, "有 date_kind 时必须给出 date")
-    if end_date and date and end_date < date:
-        raise KnowledgeError(file, entry, "end_date 早于 date")
+    _check_dates(date, end_date, date_kind, file, entry)
     data = raw.get("data") or {}
     if not isinstance(data, dict):
         raise KnowledgeError(file, entry, "data 必须是映射")
     answer = _text(raw.get("answer"), file, entry, "answer")
     short = str(raw.get("short") or "")
-    for text in (answer, short):
-        for name in PLACEHOLDER.findall(text):
-            if name not in DATE_PLACEHOLDERS | COMPUTED_PLACEHOLDERS:
-                raise KnowledgeError(file, entry, f"未知占位符 {{{name}}}")
-            if name in ("end_date", "end_day") and not end_date:
-                raise KnowledgeError(file, entry, f"占位符 {{{name}}} 需要 end_date")
-            if name == "date" and not date:
-                raise KnowledgeError(file, entry, "占位符 {date} 需要 date")
-    weekdays = data.get("weekdays")
-    if weekdays and date:
-        days = [date + dt.timedelta(days=i) for i in range(len(weekdays))]
-        actual = [WEEKDAYS[d.weekday()] for d in days]
-        if list(weekdays) != actual:
-            raise KnowledgeError(file, entry, f"星期与日期不符：写的是 {weekdays}，实际是 {actual}")
+    _check_placeholders((answer, short), date, end_date, file, entry)
+    _check_weekdays(data.get("weekdays"), date, file, entry)
     return Fact(
         id=fid,
         title=_text(raw.get("title"), file, entry, "title"),

@@ -1,24 +1,27 @@
 """`make bench`: this project against a stock Rasa bot, side by side in one run (a benchmark, not a test).
 
-    python -m tests.bench.bench [--skip-train] [--messages 200] [--rounds 2]
+    python -m tests.bench.bench [--skip-train] [--messages 200] [--rounds 2] [--no-cluster]
 
 The anchor is a stock Rasa 3.6 bot (tests/bench/stock/: the default Chinese pipeline, rules plus
 TEDPolicy, answers from responses, in-memory tracker store), trained by this bench when its data
-changed. Both servers run at once and are measured in turns (project, stock, project, stock, ...),
-so a busy machine slows both alike. Measured, for each:
+changed. Three servers run at once: the project as `make run` starts it (one Rasa process, SQLite),
+the project as `make run-cluster` starts it (two replicas behind nginx, PostgreSQL and Redis of its
+own, on free ports; not with --no-cluster) and the stock bot. They are measured in turns (project,
+cluster, stock, project, ...), so a busy machine slows all alike. Measured, for each:
 - per-message latency p50/p95/p99 for one user;
 - 20 concurrent conversations: messages per second and p95;
 - the cost at turn 1-5 against turn 46-50 of one 50-message conversation (must not grow);
-- resident memory (VmRSS) of the Rasa server and, for the project, the action server.
+- resident memory (VmRSS) of each Rasa server and, for the project, its action server.
 Also the project's training time (a forced full `rasa train` into a temporary folder) and the time
 from `scripts/serve.sh start` to GET /status 200. Writes results/bench.json and prints a table with
-the project/stock ratios beside the targets of issue 10.
+the project/stock and cluster/stock ratios beside the targets of issue 10.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -82,6 +85,11 @@ class Target:
     stop: Callable[[], None]
     pids: Callable[[], dict[str, str]]
     runs: list[dict] = field(default_factory=list)
+    address: Callable[[], str] | None = None  # the URL, when it is known only once started
+
+    @property
+    def base(self) -> str:
+        return self.address() if self.address else self.url
 
 
 def _serve_project(command: str) -> None:
@@ -98,6 +106,25 @@ def _project_pids() -> dict[str, str]:
 def project_target() -> Target:
     return Target("project", f"http://127.0.0.1:{PORT}", lambda: _serve_project("start"),
                   lambda: _serve_project("stop"), _project_pids)
+
+
+def cluster_target() -> Target:
+    """`make run-cluster`'s layout on free ports (two replicas behind nginx, PostgreSQL, Redis of its
+    own, tests/cluster.py), measured through nginx; memory per replica (Rasa + its action server)."""
+    from tests.cluster import own_cluster
+
+    stack = contextlib.ExitStack()
+    started: list = []
+
+    def start() -> None:
+        started.append(stack.enter_context(own_cluster()))
+
+    def pids() -> dict[str, str]:
+        cluster = started[-1]
+        return {f"replica {n + 1} {name}": str(cluster.pid(port, name))
+                for n, port in enumerate(cluster.replica_ports) for name in ("rasa", "actions")}
+
+    return Target("cluster", "", start, stack.close, pids, address=lambda: started[-1].front)
 
 
 def stock_model() -> Path:
@@ -182,9 +209,9 @@ def _figures(values: list[float]) -> dict[str, float]:
 
 
 def measure(target: Target, messages: int) -> dict:
-    one, _ = asyncio.run(latency(target.url, 1, messages))
-    many, wall = asyncio.run(latency(target.url, 20, 20))
-    long, _ = asyncio.run(latency(target.url, 1, 50, per_conversation=50))
+    one, _ = asyncio.run(latency(target.base, 1, messages))
+    many, wall = asyncio.run(latency(target.base, 20, 20))
+    long, _ = asyncio.run(latency(target.base, 1, 50, per_conversation=50))
     return {"one_user": _figures(one),
             "20_concurrent": {**_figures(many), "msg_per_s": round(len(many) / wall, 1)},
             "long_conversation": {"turns_1_5_p50_ms": round(statistics.median(long[:5]), 1),
@@ -205,22 +232,38 @@ def ratios(project: dict, stock: dict) -> dict[str, float]:
     }
 
 
+def _memory(rss: dict[str, float]) -> str:
+    """Rasa + actions, per replica for the cluster."""
+    replicas: dict[str, list[float]] = {}
+    for name, mib in rss.items():
+        replicas.setdefault(name.rsplit(" ", 1)[0] if name.startswith("replica") else "", []).append(mib)
+    return " | ".join(" + ".join(f"{v:.0f}" for v in values) for values in replicas.values())
+
+
+def _rows(report: dict, name: str) -> list[str]:
+    t = report[name]
+    long = t["long_conversation"]
+    return [f"{t['one_user']['p50_ms']} / {t['one_user']['p95_ms']}", str(t["20_concurrent"]["msg_per_s"]),
+            str(t["20_concurrent"]["p95_ms"]), f"{long['turns_1_5_p50_ms']} / {long['turns_46_50_p50_ms']}",
+            _memory(t["rss_mb"])]
+
+
 def table(report: dict) -> list[str]:
-    p, s, r = report["project"], report["stock"], report["ratios"]
-    rows = [("1 user p50 / p95 (ms)", f"{p['one_user']['p50_ms']} / {p['one_user']['p95_ms']}",
-             f"{s['one_user']['p50_ms']} / {s['one_user']['p95_ms']}", f"p50 {r['one_user_p50']}x", "p50 <= 1.0x"),
-            ("20 concurrent msg/s", p["20_concurrent"]["msg_per_s"], s["20_concurrent"]["msg_per_s"],
-             f"{r['msg_per_s']}x", ">= 1.7x"),
-            ("20 concurrent p95 (ms)", p["20_concurrent"]["p95_ms"], s["20_concurrent"]["p95_ms"],
-             f"{r['20_concurrent_p95']}x", "<= 250 ms"),
-            ("turn 1-5 / 46-50 p50 (ms)",
-             f"{p['long_conversation']['turns_1_5_p50_ms']} / {p['long_conversation']['turns_46_50_p50_ms']}",
-             f"{s['long_conversation']['turns_1_5_p50_ms']} / {s['long_conversation']['turns_46_50_p50_ms']}",
-             "", "no growth"),
-            ("memory (MiB)", " + ".join(str(v) for v in p["rss_mb"].values()), s["rss_mb"]["rasa"], "",
-             "<= 1 229 per replica")]
-    lines = [f"{'':28}{'project':>18}{'stock':>16}{'ratio':>12}   target"]
-    lines += [f"{a:28}{b!s:>18}{c!s:>16}{d:>12}   {e}" for a, b, c, d, e in rows]
+    """project, cluster (when measured) and stock side by side, each with its ratio to stock."""
+    names = [n for n in ("project", "cluster", "stock") if n in report]
+    labels = ["1 user p50 / p95 (ms)", "20 concurrent msg/s", "20 concurrent p95 (ms)", "turn 1-5 / 46-50 p50 (ms)",
+              "memory MiB (Rasa + actions)"]
+    targets = ["p50 <= 1.0x stock", ">= 1.7x stock", "<= 250 ms", "no growth", "<= 1 229 per replica"]
+    columns = {name: _rows(report, name) for name in names}
+    ratio_keys = ["one_user_p50", "msg_per_s", "20_concurrent_p95", None, None]
+    for name in names[:-1]:
+        r = report[f"ratios_{name}"] if f"ratios_{name}" in report else report["ratios"]
+        columns[f"{name}/stock"] = [f"{r[k]}x" if k else "" for k in ratio_keys]
+    width = {name: max(14, *(len(v) + 2 for v in values)) for name, values in columns.items()}
+    lines = [f"{'':30}" + "".join(f"{name:>{width[name]}}" for name in columns) + "   target"]
+    for index, label in enumerate(labels):
+        lines.append(f"{label:30}" + "".join(f"{columns[name][index]:>{width[name]}}" for name in columns)
+                     + f"   {targets[index]}")
     return lines
 
 
@@ -238,18 +281,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-train", action="store_true", help="do not measure the project's training time")
     parser.add_argument("--messages", type=int, default=200, help="messages for the one-user run")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per server")
+    parser.add_argument("--no-cluster", action="store_true", help="measure the one-process project and stock only")
     args = parser.parse_args(argv)
     report: dict[str, object] = {}
     if not args.skip_train:
         print("measuring training time (forced full train) ...", flush=True)
         report["train_seconds"] = train_seconds()
-    targets = [project_target(), stock_target(stock_model())]
+    targets = [project_target(), *([] if args.no_cluster else [cluster_target()]), stock_target(stock_model())]
     targets[0].stop()
     start = time.perf_counter()
     targets[0].start()
     report["ready_seconds"] = round(time.perf_counter() - start, 1)
     try:
-        targets[1].start()
+        for target in targets[1:]:
+            print(f"starting {target.name} ...", flush=True)
+            target.start()
         for round_ in range(args.rounds):
             for target in targets:
                 print(f"round {round_ + 1}: {target.name} ...", flush=True)
@@ -261,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         report[target.name] = _best(target.runs)
         report[f"{target.name}_rounds"] = target.runs
     report["ratios"] = ratios(report["project"], report["stock"])  # type: ignore[arg-type]
+    if "cluster" in report:
+        report["ratios_cluster"] = ratios(report["cluster"], report["stock"])  # type: ignore[arg-type]
     out = ROOT / "results" / "bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")

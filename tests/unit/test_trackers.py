@@ -84,9 +84,9 @@ async def test_every_event_is_stored_once_as_rasa_stores_it(db: str, domain: Dom
 
 async def test_a_conversation_is_not_read_again_in_full(db: str, domain: Domain) -> None:
     store = cached(db, domain)
-    first = await say(store, "u1", "问题", "a")
-    again = await store.retrieve("u1")
-    assert again is first  # the saved tracker itself, brought up to date with no new events
+    await say(store, "u1", "问题", "a")
+    second = await say(store, "u1", "问题二", "b")
+    assert await store.retrieve("u1") is second  # the saved tracker itself, with no new events
 
 
 async def test_turns_stored_by_another_replica_are_applied_in_order(db: str, domain: Domain) -> None:
@@ -100,6 +100,20 @@ async def test_turns_stored_by_another_replica_are_applied_in_order(db: str, dom
     await say(a, "u1", "还有吗", "main-more")
     assert rows(db, "u1").count("user") == 4
     assert dumped(await b.retrieve("u1")) == dumped(await plain(db, domain).retrieve("u1"))
+
+
+async def test_a_long_conversation_keeps_its_last_events_in_memory_and_all_in_the_database(
+        db: str, domain: Domain) -> None:
+    store = cached(db, domain, max_event_history=60)
+    for number in range(30):
+        tracker = await say(store, "u1", f"第{number}个问题", f"t{number}")
+    reference = await plain(db, domain).retrieve("u1")
+    assert reference is not None and len(reference.events) == 1 + 30 * 5
+    assert len(tracker.events) == 60 and dumped(tracker) == dumped(reference)[-60:]
+    assert tracker.get_slot("context") == {"topic": "t29"}
+    again = await cached(db, domain, max_event_history=60).retrieve("u1")  # another replica, from the database
+    assert again is not None and dumped(again) == dumped(reference)[-60:]
+    assert again.get_slot("context") == {"topic": "t29"}
 
 
 async def test_a_tracker_changed_but_never_saved_is_read_again(db: str, domain: Domain) -> None:
