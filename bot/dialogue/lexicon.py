@@ -93,6 +93,7 @@ class Lexicon:
     role_question: re.Pattern[str]
     asker: re.Pattern[str]
     duty_question: re.Pattern[str]
+    unit_question: re.Pattern[str]
     anchors: tuple[str, ...]
     weak_anchors: frozenset[str]
     generic_words: frozenset[str]
@@ -206,6 +207,7 @@ def parse_lexicon(doc: dict[str, Any], file: str = "cues.yml", fact_ids: Iterabl
         role_question=_compile(doc.get("role_question"), file, "role_question"),
         asker=_compile(doc.get("asker"), file, "asker"),
         duty_question=_compile(doc.get("duty_question"), file, "duty_question"),
+        unit_question=_compile(doc.get("unit_question"), file, "unit_question"),
         anchors=tuple(str(a).lower() for a in doc.get("anchors") or []),
         weak_anchors=frozenset(str(a).lower() for a in doc.get("weak_anchors") or []),
         generic_words=frozenset(str(w) for w in doc.get("generic_words") or []),

@@ -87,7 +87,8 @@ def owned_by_foreign(frame: Frame, anchor: str) -> bool:
         return False
     clause = re.split(r"[，,。；;！!？?\s]", frame.text[:at])[-1]
     head = OWNER_GLUE.sub("", clause)
-    return any(head.endswith(word) for word in frame.foreign)
+    # "读书月活动的主题": the foreign word, or it and one character of its name ("读书" + "月").
+    return any(head.endswith(word) or head[:-1].endswith(word) for word in frame.foreign)
 
 
 def _anchoring_cue(frame: Frame, name: str) -> bool:
@@ -349,6 +350,33 @@ def out_of_notice(frame: Frame) -> Reply | None:
     return _keep(frame, refusal(frame.kb))
 
 
+def unanchored(frame: Frame) -> Reply | None:
+    """A question that names nothing of the notice, has no topic word and no context, yet speaks of
+    things of its own ("全国两会是什么时候开", "中卫市政府的地址是哪里"): out of scope, whatever the
+    classifier guessed; a bare question word ("几号开始") is left to the reading."""
+    if not frame.typed or frame.anchored or frame.context.get("entities") or frame.english or notice_values(frame):
+        return None
+    if frame.details or not _own_nouns(frame) or asker(frame) and _duty_question(frame):
+        return None  # "我们是一个工厂，……行吗": what the asker may do is the notice's business
+    if shared_span(frame, SPAN_MIN)[1]:
+        return None  # "重视程度、数量规模、效果亮点这些是干嘛的" quotes the notice
+    return _keep(frame, refusal(frame.kb))
+
+
+def _own_nouns(frame: Frame) -> list[str]:
+    """The nouns of the question that are no question word, no generic word and no word of the
+    notice's facts ("两会", "家长会")."""
+    import jieba.posseg
+
+    lex = lexicon()
+    text = frame.text.lower()
+    for cue in lex.cues:
+        text = cue.pattern.sub(" ", text)
+    facts = "".join(_fact_texts(frame.kb).values())  # "讲话", "绿水青山": the notice's own words
+    return [p.word for p in jieba.posseg.cut(text) if p.flag in OWN_NOUN_POS and len(p.word) >= 2
+            and _CJK_WORD.fullmatch(p.word) and p.word not in lex.generic_words and p.word not in facts]
+
+
 def _owned_errand(frame: Frame) -> bool:
     """A shared topic word (报名, 电话, 截止 …) that a foreign thing owns, and nothing else of the
     notice named: every named thing is a weak one, lies on an owned topic word, or only qualifies a
@@ -375,6 +403,7 @@ def _foreign_subject(frame: Frame) -> bool:
 PHRASE_MAX = 8
 COMPOUND_POS = {"n", "nz", "nt", "nr", "ns", "j", "vn", "v", "l", "an"}
 HEAD_POS = {"n", "nz", "nt", "j", "vn"}
+OWN_NOUN_POS = {"n", "nz", "nt", "ns", "nr", "nrt", "j"}
 # Where the noun phrase after a named thing ends: a question word or a verb of the question.
 PHRASE_END = re.compile(r"什么|啥|哪|几|怎么|如何|多少|吗|呢|是|有|要|能|可以|在|报名|申报|截止|开始|举办|[，,。？?！!\s]")
 
@@ -885,7 +914,8 @@ def question_type(frame: Frame) -> Reply | None:
     entities, context = next_steps_entities(frame)
     reply = answer(frame.kb, intent, entities, context, frame.today)
     if frame.typed:
-        reply = _span_instead(frame, reply) or _detail_instead(frame, intent, reply) or reply
+        reply = _span_instead(frame, reply) or _detail_instead(frame, intent, reply) or _word_instead(
+            frame, reply) or reply
     details = [d for d in frame.details if not (d == "具体几点" and "没有写具体几点" in reply.text)]
     if details and not _about_named_thing(frame, reply):
         return unstated_reply(frame)  # the reading answered something else than the thing named
@@ -992,6 +1022,8 @@ def _content_words(frame: Frame) -> list[str]:
 
     lex = lexicon()
     text = frame.text.lower()
+    for match in sorted(gazetteer_matches(frame), key=lambda m: -len(m.text)):
+        text = text.replace(match.text.lower(), " ")  # a named thing says which item, not what of it
     for cue in lex.cues:
         text = cue.pattern.sub(" ", text)
     words = []
@@ -1014,6 +1046,8 @@ def remembered_item(frame: Frame) -> Reply | None:
     if any((t, v) not in _pairs(remembered) for t, vs in frame.entities.items() for v in vs):
         return None  # something new is named: a topic switch, for the question type to answer
     things = _pairs(remembered)
+    if lexicon().unit_question.search(frame.text):
+        return _unit_of(frame, remembered)
     texts = _fact_texts(frame.kb)
     facts = [f for f in texts if thing_of(f) in things]
     words = _content_words(frame)
@@ -1033,6 +1067,42 @@ def remembered_item(frame: Frame) -> Reply | None:
                                                     "entities": remembered})
 
 
+WORD_THINGS = ("joint_action", "event", "content_item", "requirement")
+WORD_MAX_FACTS = 4  # of the notice's ~60 facts: a word this rare tells which fact
+
+
+def _word_instead(frame: Frame, reply: Reply) -> Reply | None:
+    """A question about one named thing with a word the reply lacks but one of that thing's facts has
+    ("主场活动结合的是哪个活动" -> the main event's content, not its time): that fact."""
+    if reply.kind == "unstated" or frame.details or frame.cues or len(_BARE.sub("", frame.text)) > LONG_MESSAGE:
+        return None  # a question word says what is asked; the words then only say of which thing
+    things = {(t, v) for t, vs in frame.entities.items() if t in WORD_THINGS for v in vs}
+    if len(things) != 1 or not all(thing_of(f) in things for f in reply.facts):
+        return None  # another item answered (a detail found elsewhere): no word of this thing overrides it
+    texts = _fact_texts(frame.kb)
+    shown = _BARE.sub("", reply.text)
+    # Only a word few facts use tells which ("结合"), not one most facts use ("普及").
+    missing = [w for w in _content_words(frame) if w not in shown
+               and sum(w in t for t in texts.values()) <= WORD_MAX_FACTS]
+    if not missing:
+        return None
+    scored = sorted(((sum(w in texts[f] for w in missing), f) for f in texts if thing_of(f) in things), reverse=True)
+    if not scored or not scored[0][0] or len(scored) > 1 and scored[1][0] == scored[0][0]:
+        return None
+    return facts_reply(frame.kb, [scored[0][1]], frame.today, reply.context)
+
+
+def _unit_of(frame: Frame, remembered: dict) -> Reply | None:
+    """The unit a remembered thing belongs to: the contacts' unit, a joint action's or event's lead."""
+    context = {"intent": "ask_organizer", "entities": remembered}
+    if "contact" in remembered and "contact.unit" in frame.kb.facts:
+        return facts_reply(frame.kb, ["contact.unit"], frame.today, context)
+    subjects = {k: v for k, v in remembered.items() if k in ("joint_action", "event")}
+    if not subjects:
+        return None
+    return answer(frame.kb, "ask_organizer", subjects, frame.context, frame.today)
+
+
 def _pairs(entities: dict) -> set[tuple[str, str]]:
     return {(t, v) for t, values in entities.items() for v in values}
 
@@ -1044,7 +1114,7 @@ def fallback_refusal(frame: Frame) -> Reply:
 
 RESOLVERS: list[Resolver] = [
     empty_input, acknowledgement, unreadable, correction_only, errand, small_talk, confirmation, other_year, staff_faq,
-    quoted, out_of_notice, numbered_event, still_open, notice_part, ordinal_item, role_duties, value_lookup, dated,
+    quoted, out_of_notice, unanchored, numbered_event, still_open, notice_part, ordinal_item, role_duties, value_lookup, dated,
     unstated_detail, refused, remembered_detail, remembered_item, question_type, retrieval_fallback, clarification,
 ]
 __all__ = ["RESOLVERS", "fallback_refusal", "hot_buttons", "render"]

@@ -122,3 +122,34 @@ def test_a_named_asker_with_a_list_question_gets_their_part(ask):
 def test_a_unit_asking_what_it_leads_gets_the_actions_in_full(ask):
     reply = ask("我们是水务局，这次要牵头什么", "ask_organizer", 0.8)
     assert "水资源保护" in reply.text
+
+
+def test_which_unit_after_the_contacts_is_their_unit(ask):
+    reply = _then(ask, "通知上的联系人是哪两位", "他们在什么单位")
+    assert reply.kind == "answer" and "科技创新促进中心" in reply.text
+
+
+def test_which_department_after_a_joint_action_is_its_lead(ask):
+    reply = _then(ask, "应急科普联合行动主要做什么", "这个归哪个部门")
+    assert reply.kind == "answer" and "应急管理局" in reply.text
+
+
+def test_a_word_of_one_of_the_named_things_facts_picks_that_fact(ask):
+    reply = ask("主场活动是和什么节结合办的", "ask_time", 0.6)
+    assert "科学节" in reply.text
+
+
+# -- grounding without a named thing ----------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["市图书馆的开放时间是几点到几点", "中卫市第二中学什么时候开家长会"])
+def test_a_question_about_things_of_its_own_with_nothing_of_the_notice_is_refused(ask, text):
+    reply = ask(text, "ask_time", 0.8)
+    assert reply.kind == "refusal"
+
+
+def test_a_bare_question_word_is_left_to_the_reading(ask):
+    assert ask("几号开始呀", "ask_time", 0.9).kind == "answer"
+
+
+def test_a_foreign_word_and_one_character_of_its_name_own_a_shared_topic_word(ask):
+    assert ask("读书节活动的主题是什么", "ask_theme", 0.9).kind == "refusal"
