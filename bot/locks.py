@@ -34,7 +34,7 @@ from typing import Any
 
 import redis
 from rasa.core.lock import TicketLock
-from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, RedisLockStore
+from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, LockError, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,38 @@ class PromptRedisLockStore(_Prompt, RedisLockStore):
         self.poll_seconds = _poll(endpoint_config)
         self.lock_lifetime = _lifetime(endpoint_config)
         self._warned_at = -WARN_EVERY_SECONDS
+
+    @asynccontextmanager
+    async def lock(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME,
+                   wait_time_in_seconds: float | None = None) -> AsyncGenerator[TicketLock, None]:
+        """Rasa's ticket lock with four Redis round trips instead of seven for a message nobody else
+        holds: the read that issues the ticket already tells whether it is served at once (Rasa
+        reads the lock again), and the release reads it once, then saves it or, with no ticket
+        left, deletes it (Rasa reads it twice)."""
+        wait = self.poll_seconds if wait_time_in_seconds in (None, 1) else wait_time_in_seconds
+        lifetime = self.lock_lifetime if lock_lifetime == LOCK_LIFETIME else lock_lifetime
+        try:
+            lock = self.get_or_create_lock(conversation_id)
+            ticket = lock.issue_ticket(lifetime)
+            self.save_lock(lock)
+        except Exception as exc:  # as Rasa's issue_ticket
+            raise LockError(f"Error while acquiring lock. Error:\n{exc}") from exc
+        try:
+            if lock.is_locked(ticket):
+                lock = await self._acquire_lock(conversation_id, ticket, wait)  # Rasa's polling
+            yield lock
+        finally:
+            self._release(conversation_id, ticket)
+
+    def _release(self, conversation_id: str, ticket: int) -> None:
+        lock = self.get_lock(conversation_id)
+        if lock is None:
+            return
+        lock.remove_ticket_for(ticket)
+        if lock.is_someone_waiting():
+            self.save_lock(lock)
+        else:
+            self.delete_lock(conversation_id)
 
     # Rasa's three Redis operations, each logged clearly when Redis does not answer.
     def get_lock(self, conversation_id: str) -> TicketLock | None:

@@ -19,7 +19,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+# isort: off
+import bot.nojax  # noqa: F401  (before anything imports TensorFlow)
 import rasa.core.run
+# isort: on
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse

@@ -8,6 +8,7 @@ endpoints.yml (`make run`, SQLite) and endpoints.replicas.yml (PostgreSQL) name 
       cache_size: 2000           # conversations kept in memory (least recently used dropped)
       max_event_history: 60      # events a tracker holds in memory (all are stored)
       retry_seconds: 15          # how long a message waits for the database to come back
+      synchronous_commit: off    # PostgreSQL: a commit does not wait for its WAL flush (see below)
 
 Rasa's SQLTrackerStore reads every event of the conversation's session on each message, replays
 them into a tracker, and counts them again before saving; the policies then featurize, and the
@@ -21,6 +22,12 @@ look back three turns (MemoizationPolicy max_history) and the rules less, about 
 The database stays the truth: every event is written as Rasa writes it, in Rasa's own `events`
 table, and a tracker whose state is in doubt (a message that failed before it was saved, a new
 session) is read again.
+
+`synchronous_commit: off` (PostgreSQL's own setting, for this store's connections only) answers
+without waiting for the disk flush of each message's events: a restart or fast shutdown of the
+server loses nothing (it flushes first), a crash of the database machine may lose the events of
+its last fraction of a second (PostgreSQL documents at most three times wal_writer_delay, 0.6 s
+by default), never corrupts them.
 
 A database that does not answer (a restart, a network blip) is retried with short pauses for up
 to `retry_seconds` before the message fails, so a restarted server costs no failed message.
@@ -93,24 +100,29 @@ def _unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
-def _engine(url: Any) -> sa.engine.Engine:
+def _engine(url: Any, synchronous_commit: bool = True) -> sa.engine.Engine:
     """Rasa's engine for `url`; SQLite gets a pool too (SQLAlchemy 1.4 opens a new SQLite connection
     per session otherwise). No ping before each use (a round trip per session): a connection a
     restarted server dropped fails once, SQLAlchemy then empties the pool, and the retry of
     `_patiently` runs on a new connection."""
     if sa.engine.make_url(url).get_backend_name() == "sqlite":
         return sa.create_engine(url, poolclass=sa.pool.QueuePool, connect_args={"check_same_thread": False})
-    return sa.create_engine(url, **create_engine_kwargs(url))
+    kwargs = create_engine_kwargs(url)
+    if not synchronous_commit:
+        args = kwargs.setdefault("connect_args", {})
+        args["options"] = f"{args.get('options', '')} -csynchronous_commit=off".strip()
+    return sa.create_engine(url, **kwargs)
 
 
 class CachedSQLTrackerStore(SQLTrackerStore):
     """SQLTrackerStore that keeps saved trackers in memory and rides out a database restart."""
 
     def __init__(self, *args: Any, cache_size: int = DEFAULT_CACHE_SIZE, max_event_history: int = MIN_EVENT_HISTORY,
-                 retry_seconds: float = DEFAULT_RETRY_SECONDS, **kwargs: Any) -> None:
+                 retry_seconds: float = DEFAULT_RETRY_SECONDS, synchronous_commit: bool | str = True,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.engine.dispose()
-        self.engine = _engine(self.engine.url)
+        self.engine = _engine(self.engine.url, str(synchronous_commit).lower() not in ("false", "off", "0", "no"))
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
         self.cache_size = int(cache_size)
         self.window = max(int(max_event_history), MIN_EVENT_HISTORY)

@@ -91,6 +91,15 @@ def test_the_api_token_is_not_on_the_command_line(live_url):
         assert resp.status == 200  # the server was given the token all the same
 
 
+def test_the_server_runs_without_jax(live_url):
+    """bot/nojax.py: TensorFlow's optional JAX import is refused (about 96 MB per replica);
+    the server answers all the same."""
+    pid = (_run_folder(live_url) / "rasa.pid").read_text().strip()
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    assert "tensorflow" in maps and "jaxlib" not in maps
+    assert "0955-8812005" in say(live_url, "e2e-nojax", "联系电话")
+
+
 def test_deadline_question(live_url):
     text = say(live_url, "e2e-deadline", "截止日期是什么时候")
     assert "2021年9月24日" in text and "已截止" in text and "依据" in text

@@ -130,3 +130,23 @@ def test_a_redis_that_does_not_answer_is_logged_and_the_message_fails(caplog):
         asyncio.run(handle())
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.locks"]
     assert len(lines) == 1 and lines[0].startswith(f"lock store: Redis 127.0.0.1:{port} does not answer")
+
+
+def test_a_message_nobody_else_holds_costs_four_redis_operations(redis_port):
+    import redis
+
+    store = LockStore.create(EndpointConfig(type="bot.locks.PromptRedisLockStore", url="127.0.0.1",
+                                            port=redis_port, db=0))
+    client = redis.Redis(port=redis_port)
+    before = client.info("commandstats")
+
+    async def handle() -> None:
+        async with store.lock("sender-5"):
+            assert client.exists(store.key_prefix + "sender-5")
+
+    asyncio.run(handle())
+    after = client.info("commandstats")
+    used = {name: after[name]["calls"] - before.get(name, {"calls": 0})["calls"]
+            for name in ("cmdstat_get", "cmdstat_set", "cmdstat_del")}
+    assert used == {"cmdstat_get": 2, "cmdstat_set": 1, "cmdstat_del": 1}  # Rasa's own: 4 GET, 2 SET, 1 DEL
+    assert not client.exists(store.key_prefix + "sender-5")

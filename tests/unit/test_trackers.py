@@ -182,3 +182,18 @@ async def test_the_wait_for_the_database_ends(postgres: PostgresServer, domain: 
         postgres.start()
     tracker = await store.retrieve("pg2")
     assert tracker is not None and tracker.get_slot("context") == {"topic": "x"}
+
+
+async def test_synchronous_commit_off_is_this_stores_connections_only(postgres: PostgresServer, domain: Domain) -> None:
+    store = CachedSQLTrackerStore(domain=domain, host=postgres.url(), synchronous_commit="off")
+    default = CachedSQLTrackerStore(domain=domain, host=postgres.url())
+    try:
+        with store.engine.connect() as conn, default.engine.connect() as other:
+            assert conn.execute(sa.text("SHOW synchronous_commit")).scalar() == "off"
+            assert other.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
+        await say(store, "pg3", "问题", "x")
+        reference = await SQLTrackerStore(domain=domain, host=postgres.url()).retrieve("pg3")
+        assert reference is not None and reference.get_slot("context") == {"topic": "x"}
+    finally:
+        store.engine.dispose()
+        default.engine.dispose()
