@@ -369,12 +369,22 @@ def _own_nouns(frame: Frame) -> list[str]:
     import jieba.posseg
 
     lex = lexicon()
-    text = frame.text.lower()
-    for cue in lex.cues:
-        text = cue.pattern.sub(" ", text)
-    facts = "".join(_fact_texts(frame.kb).values())  # "讲话", "绿水青山": the notice's own words
+    text = _without_cues(frame.text.lower())
+    facts = _all_fact_text(frame.kb)  # "讲话", "绿水青山": the notice's own words
     return [p.word for p in jieba.posseg.cut(text) if p.flag in OWN_NOUN_POS and len(p.word) >= 2
             and _CJK_WORD.fullmatch(p.word) and p.word not in lex.generic_words and p.word not in facts]
+
+
+def _without_cues(text: str) -> str:
+    """`text` with every question word and cue phrase of cues.yml blanked out."""
+    for cue in lexicon().cues:
+        text = cue.pattern.sub(" ", text)
+    return text
+
+
+def _all_fact_text(kb) -> str:
+    """Every fact's text without punctuation, as one string (built once per knowledge set)."""
+    return per_kb("all-fact-text", kb, lambda: "".join(_fact_texts(kb).values()))
 
 
 def _owned_errand(frame: Frame) -> bool:
@@ -815,7 +825,15 @@ def spanned_facts(frame: Frame, minimum: int = SPAN_MIN) -> list[str]:
 def shared_span(frame: Frame, minimum: int = SPAN_SHORT) -> tuple[str, list[str]]:
     """The longest stretch of the question (punctuation ignored) that one or two facts contain, and
     those facts. A stretch that is mostly a named thing is no detail ("应急科普联合行动具体是哪天"):
-    at least SPAN_OWN characters of it lie outside every named thing."""
+    at least SPAN_OWN characters of it lie outside every named thing. Computed once per frame and
+    minimum (several resolvers ask)."""
+    cache = frame.__dict__.setdefault("_spans", {})
+    if minimum not in cache:
+        cache[minimum] = _shared_span(frame, minimum)
+    return cache[minimum]
+
+
+def _shared_span(frame: Frame, minimum: int) -> tuple[str, list[str]]:
     bare = _BARE.sub("", frame.text)
     named, spans = [False] * len(bare), []
     words = [(_BARE.sub("", m.text), True) for m in gazetteer_matches(frame)]
@@ -1024,8 +1042,7 @@ def _content_words(frame: Frame) -> list[str]:
     text = frame.text.lower()
     for match in sorted(gazetteer_matches(frame), key=lambda m: -len(m.text)):
         text = text.replace(match.text.lower(), " ")  # a named thing says which item, not what of it
-    for cue in lex.cues:
-        text = cue.pattern.sub(" ", text)
+    text = _without_cues(text)
     words = []
     for token in jieba.lcut(text):
         if token in lex.generic_words or not _CJK_WORD.fullmatch(token):
